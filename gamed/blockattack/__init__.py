@@ -1,0 +1,1 @@
+"""The blockattack game service: rules, wire messages and the service tying them to the core."""

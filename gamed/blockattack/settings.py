@@ -1,0 +1,15 @@
+"""The [blockattack] config section."""
+
+import attrs
+
+
+@attrs.define
+class BlockattackSettings:
+    #: UDP listener: udp:PORT[:interface=ADDR] (empty disables it)
+    listen: str = "udp:5557"
+    #: Elo K factor
+    k_factor: float = 32.0
+    #: game length in seconds
+    game_seconds: float = 180.0
+    #: largest accepted datagram in bytes
+    max_datagram: int = 8192

@@ -1,0 +1,1 @@
+"""The shared core: config, service tree, transports, rate limits, accounts, metrics."""

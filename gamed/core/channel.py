@@ -1,0 +1,90 @@
+"""The transport-neutral contract between a connection and a game's message handler.
+
+A transport adapter (JSON lines, WebSocket) owns the socket; it builds one handler per
+connection through a `HandlerFactory` and feeds it decoded frames. The handler answers
+through the `Channel` it was given and never sees the transport. The same handler class
+therefore serves every stream transport of a service.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Optional, Protocol
+
+import attrs
+
+
+class Channel(Protocol):
+    """What a handler may do with its connection."""
+
+    #: "host:port" of the peer, for logs and per-address throttling.
+    peer: str
+    #: the transport's name ("lines", "websocket"), for logs and metrics.
+    transport: str
+
+    def send(self, message: dict) -> None:
+        """Encode one JSON object and send it as one frame."""
+
+    def send_text(self, text: str) -> None:
+        """Send one already-encoded frame (no newline; the adapter frames it)."""
+
+    def close(self, reason: str = "") -> None:
+        """Close after flushing what was sent; `reason` goes to the log."""
+
+    def buffered(self) -> int:
+        """Bytes written but not yet accepted by the kernel (for back-pressure)."""
+
+
+def encode(message: Any) -> str:
+    """The one JSON encoding every service sends: compact, UTF-8, no NaN."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+@attrs.frozen
+class BadFrame:
+    """Why a received frame could not be used; handed to `ConnectionHandler.frame_refused`."""
+
+    code: str  # "malformed_json", "not_an_object", "line_too_long", "rate_limited", "binary"
+    detail: str
+
+
+class ConnectionHandler:
+    """Base class of every game's per-connection handler.
+
+    Subclasses implement `message_received` (a decoded JSON object) and `error_message`
+    (the protocol's own error shape). `text_received` may be overridden by a handler that
+    needs the raw frame (the rooms relay forwards frames without decoding them).
+    """
+
+    channel: Channel
+
+    def connection_made(self, channel: Channel) -> None:
+        self.channel = channel
+
+    def text_received(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError as exc:
+            self.frame_refused(BadFrame("malformed_json", "not valid JSON: %s" % exc))
+            return
+        if not isinstance(message, dict):
+            self.frame_refused(BadFrame("not_an_object", "expected a JSON object"))
+            return
+        self.message_received(message)
+
+    def message_received(self, message: dict) -> None:
+        raise NotImplementedError
+
+    def frame_refused(self, problem: BadFrame) -> None:
+        """A frame was refused before dispatch: answer in the protocol's error shape."""
+        self.channel.send(self.error_message(problem.code, problem.detail, None))
+
+    def error_message(self, code: str, detail: str, request: Optional[dict]) -> dict:
+        """The protocol's error reply for `request` (None when it could not be decoded)."""
+        return {"type": "error", "error": code, "errorMessage": detail}
+
+    def connection_lost(self, reason: str) -> None:
+        """The connection is gone (closed by either side, idle, flood)."""
+
+
+HandlerFactory = Callable[[], ConnectionHandler]

@@ -1,0 +1,210 @@
+"""The config file: TOML loaded into attrs classes with cattrs, validated before start-up.
+
+Every section and key has a documented default (see etc/gamed.toml); an unknown key, a
+wrong type or a bad value raises `ConfigError` naming the key, and nothing starts.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+
+from gamed.blockattack.settings import BlockattackSettings
+from gamed.novaglide.settings import NovaglideSettings
+from gamed.rooms.settings import RoomsSettings
+from gamed.uttt.settings import UtttSettings
+
+
+class ConfigError(Exception):
+    """The config cannot be used; the message names the offending key."""
+
+
+def default_state_dir() -> str:
+    """Where the embedded SQLite database lives without a config file.
+
+    systemd's StateDirectory= sets $STATE_DIRECTORY; otherwise ./var under the working
+    directory, so a checkout runs without root.
+    """
+    return os.environ.get("STATE_DIRECTORY") or os.path.join(os.getcwd(), "var")
+
+
+@attrs.define
+class DatabaseSettings:
+    #: sqlite:///PATH (embedded) or postgresql://USER@HOST:PORT/DB
+    url: str = ""
+    #: connections in the PostgreSQL pool (SQLite always uses one)
+    pool_size: int = 5
+    #: seconds a start-up connection attempt may take before giving up
+    connect_timeout: float = 5.0
+
+    def resolved_url(self) -> str:
+        if self.url:
+            return self.url
+        return "sqlite:///" + os.path.join(default_state_dir(), "gamed.sqlite3")
+
+
+@attrs.define
+class AccountSettings:
+    #: bcrypt work factor (4..31); 12 in production, 4 in tests
+    bcrypt_cost: int = 12
+    #: threads hashing passwords (bounded: never the reactor thread)
+    bcrypt_threads: int = 2
+    #: password checks waiting for a thread before new logins are refused as busy
+    bcrypt_queue_limit: int = 256
+    #: session token lifetime in seconds
+    session_ttl: float = 30 * 24 * 3600.0
+    #: login attempts: leaky bucket per client address (capacity, leak per second)
+    address_burst: int = 20
+    address_rate: float = 2.0
+    #: login attempts: leaky bucket per account name
+    account_burst: int = 10
+    account_rate: float = 0.5
+    #: longest password accepted by any service
+    max_password_length: int = 72
+
+
+@attrs.define
+class HttpSettings:
+    #: HTTP listener: /healthz, /metrics, /api/...
+    listen: str = "tcp:8080"
+
+
+@attrs.define
+class LoggingSettings:
+    #: "text" (human) or "json" (one JSON object per line, for journald)
+    format: str = "text"
+    #: "debug", "info", "warn", "error"
+    level: str = "info"
+
+
+@attrs.define
+class ShutdownSettings:
+    #: seconds SIGTERM waits for running matches to end before recording them as aborted
+    grace_period: float = 5.0
+
+
+@attrs.define
+class GamedConfig:
+    database: DatabaseSettings = attrs.Factory(DatabaseSettings)
+    accounts: AccountSettings = attrs.Factory(AccountSettings)
+    http: HttpSettings = attrs.Factory(HttpSettings)
+    logging: LoggingSettings = attrs.Factory(LoggingSettings)
+    shutdown: ShutdownSettings = attrs.Factory(ShutdownSettings)
+    novaglide: NovaglideSettings = attrs.Factory(NovaglideSettings)
+    blockattack: BlockattackSettings = attrs.Factory(BlockattackSettings)
+    uttt: UtttSettings = attrs.Factory(UtttSettings)
+    rooms: RoomsSettings = attrs.Factory(RoomsSettings)
+
+
+#: listener keys per section: (section, key) pairs the --listen overrides may name
+LISTENER_KEYS = (
+    ("novaglide", "listen"),
+    ("blockattack", "listen"),
+    ("uttt", "websocket"),
+    ("uttt", "listen"),
+    ("rooms", "websocket"),
+    ("rooms", "listen"),
+    ("http", "listen"),
+)
+
+
+def _converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+
+    def strict(kind):
+        def structure(value, _type):
+            # TOML already types its values; refuse silent coercions such as "5" -> 5.
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                return float(value)
+            if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+                raise TypeError("expected %s, got %s %r" % (kind.__name__, type(value).__name__,
+                                                            value))
+            return value
+        return structure
+
+    for kind in (int, float, str, bool):
+        conv.register_structure_hook(kind, strict(kind))
+    return conv
+
+
+def _first_problem(exc: BaseException, path: str = "") -> str:
+    """Turn cattrs' nested exception groups into one 'key: problem' line."""
+    if isinstance(exc, ForbiddenExtraKeysError):
+        where = path.rstrip(".") or "top level"
+        return "unknown key %s in %s" % (
+            ", ".join(repr(path + k) for k in sorted(exc.extra_fields)), where)
+    if isinstance(exc, (ClassValidationError, ExceptionGroup)):
+        notes_for = getattr(exc, "group_exceptions", None)
+        pairs = notes_for() if callable(notes_for) else [(e, None) for e in exc.exceptions]
+        for sub, note in pairs:
+            name = getattr(note, "name", None)
+            return _first_problem(sub, path + name + "." if name else path)
+    key = path.rstrip(".") or "?"
+    return "%s: %s" % (key, exc)
+
+
+def structure_config(data: dict[str, Any]) -> GamedConfig:
+    try:
+        config = _converter().structure(data, GamedConfig)
+    except Exception as exc:  # cattrs reports through exception groups
+        raise ConfigError(_first_problem(exc)) from None
+    validate(config)
+    return config
+
+
+def load_config(path: str | None) -> GamedConfig:
+    """Read and validate a config file; None means the built-in defaults."""
+    if path is None:
+        return structure_config({})
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError("cannot read config %s: %s" % (path, exc.strerror)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config %s is not valid TOML: %s" % (path, exc)) from None
+    return structure_config(data)
+
+
+def validate(config: GamedConfig) -> None:
+    """Checks beyond types: ranges, endpoint syntax, database URL scheme."""
+    from gamed.core.endpoints import check_endpoint
+    from gamed.store.engines import parse_database_url
+
+    try:
+        parse_database_url(config.database.resolved_url())
+    except ValueError as exc:
+        raise ConfigError("database.url: %s" % exc) from None
+    if not 4 <= config.accounts.bcrypt_cost <= 31:
+        raise ConfigError("accounts.bcrypt_cost: must be between 4 and 31")
+    if config.accounts.bcrypt_threads < 1:
+        raise ConfigError("accounts.bcrypt_threads: must be at least 1")
+    if config.logging.format not in ("text", "json"):
+        raise ConfigError("logging.format: must be \"text\" or \"json\"")
+    if config.logging.level not in ("debug", "info", "warn", "error"):
+        raise ConfigError("logging.level: must be one of debug, info, warn, error")
+    for section, key in LISTENER_KEYS:
+        value = getattr(getattr(config, section), key)
+        udp = (section, key) == ("blockattack", "listen")
+        try:
+            check_endpoint(value, udp=udp)
+        except ValueError as exc:
+            raise ConfigError("%s.%s: %s" % (section, key, exc)) from None
+    for section in ("novaglide", "uttt", "rooms"):
+        limits = getattr(config, section)
+        for key in ("max_line_length", "burst", "max_connections", "max_send_buffer"):
+            if getattr(limits, key) < 1:
+                raise ConfigError("%s.%s: must be positive" % (section, key))
+        if limits.rate <= 0:
+            raise ConfigError("%s.rate: must be positive" % section)
+
+
+def set_option(config: GamedConfig, section: str, key: str, value: Any) -> GamedConfig:
+    """A copy of config with section.key replaced (command-line overrides)."""
+    part = attrs.evolve(getattr(config, section), **{key: value})
+    return attrs.evolve(config, **{section: part})

@@ -1,0 +1,17 @@
+"""The [novaglide] config section."""
+
+import attrs
+
+from gamed.core.settings import StreamLimits
+
+
+@attrs.define
+class NovaglideSettings(StreamLimits):
+    #: TCP JSON lines listener (Twisted endpoint description; empty disables it)
+    listen: str = "tcp:5555"
+    #: Elo K factor
+    k_factor: float = 40.0
+    #: match length in seconds
+    match_seconds: float = 300.0
+    #: seconds a dropped player may take to log in again and rejoin the match
+    rejoin_grace: float = 15.0

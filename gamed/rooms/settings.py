@@ -1,0 +1,17 @@
+"""The [rooms] config section."""
+
+import attrs
+
+from gamed.core.settings import StreamLimits
+
+
+@attrs.define
+class RoomsSettings(StreamLimits):
+    #: WebSocket listener (any request path)
+    websocket: str = "tcp:8081"
+    #: TCP JSON lines listener
+    listen: str = "tcp:8082"
+    #: players per room
+    max_players: int = 8
+    #: relay frames queued between event_room_start and the ack before the client is dropped
+    max_queued_frames: int = 64

@@ -1,0 +1,1 @@
+"""Persistence: the database pool, engines, migrations and the stores (the only SQL)."""

@@ -1,0 +1,1 @@
+"""The HTTP service: health, Prometheus metrics and the read-only JSON API."""
