@@ -34,6 +34,9 @@ class Channel(Protocol):
     def buffered(self) -> int:
         """Bytes written but not yet accepted by the kernel (for back-pressure)."""
 
+    def refuse(self, problem: "BadFrame") -> None:
+        """Count a refused frame and answer it through the handler's `frame_refused`."""
+
 
 def encode(message: Any) -> str:
     """The one JSON encoding every service sends: compact, UTF-8, no NaN."""
@@ -65,10 +68,10 @@ class ConnectionHandler:
         try:
             message = json.loads(text)
         except ValueError as exc:
-            self.frame_refused(BadFrame("malformed_json", "not valid JSON: %s" % exc))
+            self.channel.refuse(BadFrame("malformed_json", "not valid JSON: %s" % exc))
             return
         if not isinstance(message, dict):
-            self.frame_refused(BadFrame("not_an_object", "expected a JSON object"))
+            self.channel.refuse(BadFrame("not_an_object", "expected a JSON object"))
             return
         self.message_received(message)
 

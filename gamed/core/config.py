@@ -132,20 +132,23 @@ def _converter() -> cattrs.Converter:
     return conv
 
 
-def _first_problem(exc: BaseException, path: str = "") -> str:
+def _first_problem(exc: BaseException) -> str:
     """Turn cattrs' nested exception groups into one 'key: problem' line."""
-    if isinstance(exc, ForbiddenExtraKeysError):
-        where = path.rstrip(".") or "top level"
-        return "unknown key %s in %s" % (
-            ", ".join(repr(path + k) for k in sorted(exc.extra_fields)), where)
     if isinstance(exc, (ClassValidationError, ExceptionGroup)):
-        notes_for = getattr(exc, "group_exceptions", None)
-        pairs = notes_for() if callable(notes_for) else [(e, None) for e in exc.exceptions]
-        for sub, note in pairs:
-            name = getattr(note, "name", None)
-            return _first_problem(sub, path + name + "." if name else path)
-    key = path.rstrip(".") or "?"
-    return "%s: %s" % (key, exc)
+        for line in cattrs.transform_error(exc, path="$", format_exception=_describe):
+            problem, _, where = line.rpartition(" @ ")
+            key = where.lstrip("$").lstrip(".") or "top level"
+            return "%s: %s" % (key, problem)
+    return str(exc)
+
+
+def _describe(exc: BaseException, _type) -> str:
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return "unknown key%s %s" % ("s" if len(exc.extra_fields) > 1 else "",
+                                      ", ".join(sorted(exc.extra_fields)))
+    if isinstance(exc, KeyError):
+        return "required key missing"
+    return str(exc)
 
 
 def structure_config(data: dict[str, Any]) -> GamedConfig:

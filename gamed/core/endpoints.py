@@ -1,0 +1,83 @@
+"""Listen values from the config: Twisted endpoint strings for streams, udp:PORT for UDP."""
+
+from __future__ import annotations
+
+import attrs
+from twisted.application import internet, service
+from twisted.internet import endpoints
+
+
+@attrs.frozen
+class UdpAddress:
+    port: int
+    interface: str = ""
+
+
+def parse_udp(description: str) -> UdpAddress:
+    """`udp:PORT[:interface=ADDR]` -> UdpAddress; ValueError names what is wrong."""
+    parts = description.split(":")
+    if parts[0] != "udp" or len(parts) < 2:
+        raise ValueError("expected udp:PORT[:interface=ADDR], got %r" % description)
+    try:
+        port = int(parts[1])
+    except ValueError:
+        raise ValueError("bad UDP port %r in %r" % (parts[1], description)) from None
+    if not 0 <= port <= 65535:
+        raise ValueError("UDP port out of range in %r" % description)
+    interface = ""
+    rest = ":".join(parts[2:])
+    if rest:
+        key, _, value = rest.partition("=")
+        if key != "interface" or not value:
+            raise ValueError("unknown UDP option %r in %r (only interface=ADDR)" % (rest, description))
+        interface = value
+    return UdpAddress(port, interface)
+
+
+def check_endpoint(description: str, udp: bool = False) -> None:
+    """Raise ValueError when a listen value cannot be used; empty means disabled."""
+    if not description:
+        return
+    if not isinstance(description, str):
+        raise ValueError("expected an endpoint string")
+    if udp:
+        parse_udp(description)
+        return
+    from twisted.internet import reactor
+
+    try:
+        endpoints.serverFromString(reactor, description)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError("bad endpoint %r: %s" % (description, exc)) from None
+
+
+def stream_service(reactor, description: str, factory) -> service.IService:
+    """A service that listens on a stream endpoint while running."""
+    endpoint = endpoints.serverFromString(reactor, description)
+    return internet.StreamServerEndpointService(endpoint, factory)
+
+
+class UdpService(service.Service):
+    """Listens a DatagramProtocol on udp:PORT[:interface=ADDR] while running."""
+
+    def __init__(self, reactor, description: str, protocol):
+        self.reactor = reactor
+        self.address = parse_udp(description)
+        self.protocol = protocol
+        self.port = None
+
+    def privilegedStartService(self):
+        self.port = self.reactor.listenUDP(self.address.port, self.protocol,
+                                           interface=self.address.interface)
+        service.Service.privilegedStartService(self)
+
+    def startService(self):
+        if self.port is None:
+            self.privilegedStartService()
+        service.Service.startService(self)
+
+    def stopService(self):
+        service.Service.stopService(self)
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()

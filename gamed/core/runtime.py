@@ -1,0 +1,68 @@
+"""Core: everything a game service is given (clock, config, stores, accounts, listeners)."""
+
+from __future__ import annotations
+
+import random
+from typing import Optional
+
+import attrs
+from twisted.application import service
+
+from gamed.core.accounts import AccountService
+from gamed.core.channel import HandlerFactory
+from gamed.core.config import GamedConfig
+from gamed.core.endpoints import UdpService, stream_service
+from gamed.core.lines import JsonLinesFactory
+from gamed.core.metrics import Metrics
+from gamed.core.presence import Presence
+from gamed.core.settings import StreamLimits
+from gamed.core.transport import StreamEndpoint
+from gamed.core.websocket import websocket_factory
+from gamed.store.accounts import AccountStore, SessionStore
+from gamed.store.database import Database
+from gamed.store.friends import FriendStore
+from gamed.store.ratings import RatingStore
+
+
+@attrs.define
+class Core:
+    reactor: object
+    config: GamedConfig
+    database: Database
+    accounts: AccountService
+    ratings: RatingStore
+    friends: FriendStore
+    metrics: Metrics
+    presence: Presence
+    random: random.Random
+    #: stream endpoints by (service, transport), for tests and the drain
+    endpoints: dict = attrs.Factory(dict)
+
+    def stream_listeners(self, service_name: str, endpoint: str,
+                         handler_factory: HandlerFactory, limits: StreamLimits,
+                         websocket: bool = False) -> Optional[service.IService]:
+        """A listening service for one stream endpoint (None when the value is empty)."""
+        if not endpoint:
+            return None
+        transport = "websocket" if websocket else "lines"
+        shared = StreamEndpoint(service_name, transport, handler_factory, limits, self.reactor,
+                                self.metrics.service(service_name))
+        self.endpoints[(service_name, transport)] = shared
+        factory = websocket_factory(shared) if websocket else JsonLinesFactory(shared)
+        return stream_service(self.reactor, endpoint, factory)
+
+    def udp_listener(self, service_name: str, endpoint: str,
+                     protocol) -> Optional[service.IService]:
+        if not endpoint:
+            return None
+        return UdpService(self.reactor, endpoint, protocol)
+
+
+def build_core(reactor, config: GamedConfig, database: Database, metrics: Metrics,
+               rng: Optional[random.Random] = None) -> Core:
+    now = reactor.seconds
+    accounts = AccountService(reactor, config.accounts, AccountStore(database),
+                              SessionStore(database), metrics)
+    return Core(reactor=reactor, config=config, database=database, accounts=accounts,
+                ratings=RatingStore(database, now), friends=FriendStore(database, now),
+                metrics=metrics, presence=Presence(), random=rng or random.Random())

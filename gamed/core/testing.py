@@ -1,0 +1,68 @@
+"""Test doubles shared by the project's tests (and usable by game developers' own)."""
+
+from __future__ import annotations
+
+import json
+
+from gamed.core.channel import ConnectionHandler, encode
+from gamed.core.config import GamedConfig, set_option
+
+
+def make_test_config(**overrides) -> GamedConfig:
+    """Defaults with bcrypt cost 4; overrides are {(section, key): value}."""
+    config = set_option(GamedConfig(), "accounts", "bcrypt_cost", 4)
+    for (section, key), value in overrides.items():
+        config = set_option(config, section, key, value)
+    return config
+
+
+class FakeChannel:
+    """A Channel that records what the handler sent (decoded), for handler unit tests."""
+
+    transport = "fake"
+
+    def __init__(self, peer: str = "127.0.0.1:40000"):
+        self.peer = peer
+        self.sent: list = []
+        self.texts: list[str] = []
+        self.closed = False
+        self.close_reason = None
+        self.unsent = 0
+        self.refused: list[str] = []
+        self.handler = None
+
+    def send(self, message: dict) -> None:
+        self.send_text(encode(message))
+
+    def send_text(self, text: str) -> None:
+        if self.closed:
+            return
+        self.texts.append(text)
+        try:
+            self.sent.append(json.loads(text[1:] if text.startswith("#") else text))
+        except ValueError:
+            self.sent.append(text)
+
+    def close(self, reason: str = "") -> None:
+        self.closed = True
+        self.close_reason = reason
+
+    def buffered(self) -> int:
+        return self.unsent
+
+    def refuse(self, problem) -> None:
+        self.refused.append(problem.code)
+        self.handler.frame_refused(problem)
+
+    def take(self) -> list:
+        """Everything sent since the last take()."""
+        sent, self.sent = self.sent, []
+        self.texts = []
+        return sent
+
+
+def connect(handler: ConnectionHandler, channel: FakeChannel | None = None) -> FakeChannel:
+    channel = channel or FakeChannel()
+    channel.handler = handler
+    handler.connection_made(channel)
+    return channel

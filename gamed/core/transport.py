@@ -1,0 +1,193 @@
+"""What both stream adapters share: limits, rate limiting, idle timeout, counting, channel.
+
+`StreamEndpoint` is the per-listener part (handler factory, limits, clock, stats, the
+connection count); `Connection` is the per-connection part that implements `Channel` for
+the handler. The JSON-lines and WebSocket adapters only move frames in and out.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from twisted.logger import Logger
+
+from gamed.core.channel import BadFrame, ConnectionHandler, HandlerFactory, encode
+from gamed.core.metrics import ServiceStats
+from gamed.core.ratelimit import TokenBucket
+from gamed.core.settings import StreamLimits
+
+log = Logger(namespace="gamed.transport")
+
+
+class StreamEndpoint:
+    """Everything the connections of one listener share."""
+
+    def __init__(self, service: str, transport: str, handler_factory: HandlerFactory,
+                 limits: StreamLimits, clock, stats: ServiceStats):
+        self.service = service
+        self.transport = transport
+        self.handler_factory = handler_factory
+        self.limits = limits
+        self.clock = clock
+        self.stats = stats
+        self.open = 0
+
+    def full(self) -> bool:
+        return self.open >= self.limits.max_connections
+
+
+class Connection:
+    """The Channel a handler talks to, plus the checks applied to every incoming frame.
+
+    `write` is the adapter's function that sends one encoded frame (str) on the wire;
+    `lose` closes the underlying connection; `transport` is the TCP transport (for the
+    send buffer size).
+    """
+
+    def __init__(self, endpoint: StreamEndpoint, peer: str, write: Callable[[str], None],
+                 lose: Callable[[], None], tcp_transport):
+        self.endpoint = endpoint
+        self.peer = peer
+        self.transport = endpoint.transport
+        self._write = write
+        self._lose = lose
+        self._tcp = tcp_transport
+        self.closed = False
+        limits = endpoint.limits
+        clock = endpoint.clock
+        self.bucket = TokenBucket(limits.rate, limits.burst, clock.seconds)
+        self.refused = 0
+        self.limited = False
+        self.last_activity = clock.seconds()
+        self.idle_call = None
+        self.handler: ConnectionHandler = endpoint.handler_factory()
+
+    # -- lifecycle, driven by the adapter ---------------------------------------------------
+
+    def start(self) -> None:
+        endpoint = self.endpoint
+        endpoint.open += 1
+        endpoint.stats.connection_opened(endpoint.transport)
+        if endpoint.limits.idle_timeout > 0:
+            self.idle_call = endpoint.clock.callLater(endpoint.limits.idle_timeout,
+                                                      self._check_idle)
+        self.handler.connection_made(self)
+
+    def stop(self, reason: str) -> None:
+        if self.idle_call is not None and self.idle_call.active():
+            self.idle_call.cancel()
+        self.idle_call = None
+        if not self.closed:
+            self.closed = True
+        endpoint = self.endpoint
+        endpoint.open -= 1
+        endpoint.stats.connection_closed(endpoint.transport)
+        try:
+            self.handler.connection_lost(reason)
+        except Exception:
+            log.failure("connection_lost of {service} handler failed", service=endpoint.service)
+
+    def _check_idle(self) -> None:
+        timeout = self.endpoint.limits.idle_timeout
+        quiet = self.endpoint.clock.seconds() - self.last_activity
+        if quiet >= timeout:
+            self.idle_call = None
+            self.refuse_and_close("idle_timeout", "no message for %d seconds" % timeout)
+        else:
+            self.idle_call = self.endpoint.clock.callLater(timeout - quiet, self._check_idle)
+
+    # -- incoming ---------------------------------------------------------------------------
+
+    def frame_received(self, text: str) -> None:
+        """One complete frame of text from the peer."""
+        if self.closed:
+            return
+        endpoint = self.endpoint
+        self.last_activity = endpoint.clock.seconds()
+        endpoint.stats.messages_in += 1
+        if not self.bucket.take():
+            self.refused += 1
+            endpoint.stats.error("rate_limited")
+            if self.refused > endpoint.limits.flood_close_after:
+                self.refuse_and_close("flood", "too many messages: connection closed")
+            elif not self.limited:
+                self.limited = True
+                self.refuse(BadFrame("rate_limited", "too many messages: slow down (limit %g/s)"
+                                     % endpoint.limits.rate))
+            return
+        self.limited = False
+        try:
+            self.handler.text_received(text)
+        except Exception:
+            log.failure("{service} handler failed on a message from {peer}",
+                        service=endpoint.service, peer=self.peer)
+            endpoint.stats.error("internal")
+            self.refuse(BadFrame("internal_error", "the server failed to handle this message"))
+
+    def refuse(self, problem: BadFrame) -> None:
+        self.endpoint.stats.error(problem.code)
+        log.debug("{service}: refused a frame from {peer}: {code}", service=self.endpoint.service,
+                  peer=self.peer, code=problem.code)
+        self.handler.frame_refused(problem)
+
+    def refuse_and_close(self, code: str, detail: str) -> None:
+        if self.closed:
+            return
+        self.refuse(BadFrame(code, detail))
+        self.close(code)
+
+    # -- Channel ------------------------------------------------------------------------------
+
+    def send(self, message: dict) -> None:
+        self.send_text(encode(message))
+
+    def send_text(self, text: str) -> None:
+        if self.closed:
+            return
+        if self.buffered() > self.endpoint.limits.max_send_buffer:
+            self.endpoint.stats.error("slow_reader")
+            log.info("{service}: dropping slow reader {peer} ({size} bytes unsent)",
+                     service=self.endpoint.service, peer=self.peer, size=self.buffered())
+            self.close("slow_reader")
+            self._tcp.abortConnection()
+            return
+        self.endpoint.stats.messages_out += 1
+        self._write(text)
+
+    def close(self, reason: str = "") -> None:
+        if self.closed:
+            return
+        self.closed = True
+        log.debug("{service}: closing {peer}: {reason}", service=self.endpoint.service,
+                  peer=self.peer, reason=reason)
+        self._lose()
+
+    def buffered(self) -> int:
+        return unsent_bytes(self._tcp)
+
+
+def unsent_bytes(transport) -> int:
+    """Bytes a Twisted TCP transport holds that the kernel has not taken yet."""
+    if transport is None:
+        return 0
+    data = getattr(transport, "dataBuffer", b"")
+    offset = getattr(transport, "offset", 0)
+    return len(data) - offset + getattr(transport, "_tempDataLen", 0)
+
+
+def peer_of(transport) -> str:
+    try:
+        address = transport.getPeer()
+    except Exception:
+        return "unknown"
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    return "%s:%s" % (host, port) if host is not None else str(address)
+
+
+def refusal_line(handler_factory: HandlerFactory, code: str, detail: str) -> Optional[str]:
+    """The protocol's own error for a connection refused before it got a handler."""
+    try:
+        return encode(handler_factory().error_message(code, detail, None))
+    except Exception:
+        return None

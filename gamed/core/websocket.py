@@ -1,0 +1,104 @@
+"""The WebSocket adapter (autobahn): one JSON object per text frame, any request path."""
+
+from __future__ import annotations
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+
+from gamed.core.channel import BadFrame
+from gamed.core.transport import Connection, StreamEndpoint, peer_of, refusal_line
+
+
+class JsonWebSocketProtocol(WebSocketServerProtocol):
+    connection: Connection | None = None
+    refused_full = False
+
+    def onConnect(self, request):
+        # any path is accepted; nothing to negotiate
+        return None
+
+    def onOpen(self):
+        endpoint: StreamEndpoint = self.factory.endpoint
+        if endpoint.full():
+            endpoint.stats.connections_refused += 1
+            self.refused_full = True
+            text = refusal_line(endpoint.handler_factory, "server_full",
+                                "the server is full, try again later")
+            if text is not None:
+                self.sendMessage(text.encode("utf-8"), isBinary=False)
+            self.sendClose(code=4013, reason="server full")
+            return
+        self.connection = Connection(endpoint, peer_of(self.transport), self._write,
+                                     self._close, self.transport)
+        self.connection.start()
+
+    def _write(self, text: str) -> None:
+        self.sendMessage(text.encode("utf-8"), isBinary=False)
+
+    def _close(self) -> None:
+        self.sendClose(code=1000)
+
+    # Oversize messages: autobahn's own limits abort the TCP connection, losing our error
+    # reply, so the limit is enforced here: the frames are discarded as they arrive, the
+    # error is sent, then a clean close (4009).
+    too_big = False
+
+    def onMessageFrameBegin(self, length):
+        if self.too_big:
+            return
+        super().onMessageFrameBegin(length)
+        limit = self.factory.endpoint.limits.max_line_length
+        if self.message_data_total_length > limit:
+            self.too_big = True
+            self.frame_data = None
+            if self.connection is not None:
+                self.connection.refuse(BadFrame("line_too_long",
+                                                "message longer than %d bytes" % limit))
+                self.connection.closed = True
+            self.sendClose(code=4009, reason="message too big")
+
+    def onMessageFrameData(self, payload):
+        if not self.too_big:
+            super().onMessageFrameData(payload)
+
+    def onMessageFrameEnd(self):
+        if not self.too_big:
+            super().onMessageFrameEnd()
+
+    def onMessageEnd(self):
+        if self.too_big:
+            self.message_data = None
+            return
+        super().onMessageEnd()
+
+    def onMessage(self, payload, isBinary):
+        connection = self.connection
+        if connection is None:
+            return
+        if isBinary:
+            connection.refuse(BadFrame("binary", "binary frames are not accepted: send JSON text"))
+            return
+        connection.frame_received(payload.decode("utf-8"))
+
+    def onClose(self, wasClean, code, reason):
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            connection.stop(reason or "closed (%s)" % code)
+
+
+def websocket_factory(endpoint: StreamEndpoint) -> WebSocketServerFactory:
+    factory = WebSocketServerFactory()
+    factory.protocol = JsonWebSocketProtocol
+    factory.endpoint = endpoint
+    limit = endpoint.limits.max_line_length
+    factory.setProtocolOptions(
+        # limits enforced by the protocol (see onMessageFrameBegin)
+        maxMessagePayloadSize=0,
+        maxFramePayloadSize=0,
+        autoPingInterval=0,
+        openHandshakeTimeout=10,
+        closeHandshakeTimeout=2,
+        # game frames are small and latency matters
+        tcpNoDelay=True,
+        perMessageCompressionAccept=lambda offers: None,
+    )
+    return factory

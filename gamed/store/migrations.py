@@ -1,0 +1,83 @@
+"""Numbered schema files (gamed/store/schema/NNN_name.sql), applied in order and recorded.
+
+The database records every applied version in `schema_version`; a database that holds a
+version this code does not know is refused (an older binary must not run on a newer schema).
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.resources
+import re
+
+import attrs
+
+from gamed.store.database import Cursor
+
+SCHEMA_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+class SchemaError(Exception):
+    """The database's schema cannot be used by this code."""
+
+
+@attrs.frozen
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def known_migrations() -> list[Migration]:
+    found = []
+    for entry in importlib.resources.files("gamed.store").joinpath("schema").iterdir():
+        match = SCHEMA_FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text("utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise SchemaError("two schema files share a version number: %s" % versions)
+    return found
+
+
+def statements(sql: str) -> list[str]:
+    """Split a schema file on ';' at the end of a line; '--' comments are dropped."""
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";\n") if part.strip().rstrip(";")]
+
+
+def applied_versions(cur: Cursor) -> list[int]:
+    cur.execute("CREATE TABLE IF NOT EXISTS schema_version ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    return [row[0] for row in cur.execute("SELECT version FROM schema_version "
+                                          "ORDER BY version").fetchall()]
+
+
+def pending(cur: Cursor) -> list[Migration]:
+    """Migrations not yet applied; SchemaError if the database is newer than the code."""
+    known = known_migrations()
+    applied = applied_versions(cur)
+    newest = known[-1].version if known else 0
+    unknown = [v for v in applied if v > newest]
+    if unknown:
+        raise SchemaError("the database schema is at version %d but this gamed knows only up "
+                          "to %d: upgrade gamed" % (max(unknown), newest))
+    return [m for m in known if m.version not in applied]
+
+
+def migrate(cur: Cursor) -> list[Migration]:
+    """Apply every pending migration in this transaction; returns what was applied."""
+    todo = pending(cur)
+    for migration in todo:
+        for statement in statements(cur.engine.expand_schema(migration.sql)):
+            cur.execute(statement)
+        cur.execute("INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name,
+                     datetime.datetime.now(datetime.timezone.utc).isoformat()))
+    return todo
+
+
+def current_version(cur: Cursor) -> int:
+    applied = applied_versions(cur)
+    return applied[-1] if applied else 0

@@ -1,0 +1,290 @@
+"""Ratings per game, finished matches with their players, leaderboards and history.
+
+`record_match` writes a match, its players and every rating change in one transaction:
+a result is either wholly stored or not at all, and is stored before anyone announces it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable, Optional
+
+import attrs
+from twisted.internet import defer
+
+from gamed.core.elo import DEFAULT_RATING, elo_changes
+from gamed.store.database import Cursor, Database
+
+OUTCOMES = ("win", "loss", "draw")
+
+
+@attrs.frozen
+class Rating:
+    account_id: int
+    game: str
+    rating: float = DEFAULT_RATING
+    wins: int = 0
+    losses: int = 0
+    draws: int = 0
+
+    @property
+    def played(self) -> int:
+        return self.wins + self.losses + self.draws
+
+    @property
+    def winrate(self) -> float:
+        """Percent of games won (0 with no game)."""
+        return 100.0 * self.wins / self.played if self.played else 0.0
+
+
+@attrs.frozen
+class MatchPlayer:
+    account_id: int
+    outcome: str = attrs.field(validator=attrs.validators.in_(OUTCOMES))
+    score: float = 0
+    stats: dict = attrs.Factory(dict)
+
+
+@attrs.frozen
+class MatchResult:
+    game: str
+    players: tuple = attrs.field(converter=tuple)
+    reason: str
+    ranked: bool = True
+    k_factor: float = 32.0
+    started_at: Optional[str] = None
+    ended_at: Optional[str] = None
+    details: dict = attrs.Factory(dict)
+
+
+@attrs.frozen
+class RatingChange:
+    before: float
+    after: float
+
+    @property
+    def delta(self) -> float:
+        return self.after - self.before
+
+
+@attrs.frozen
+class RecordedMatch:
+    match_id: int
+    changes: dict  # account_id -> RatingChange
+    ratings: dict  # account_id -> Rating after the match
+
+
+@attrs.frozen
+class LeaderboardRow:
+    rank: int
+    account_id: int
+    name: str
+    rating: float
+    wins: int
+    losses: int
+    draws: int
+
+
+@attrs.frozen
+class MatchSummary:
+    match_id: int
+    game: str
+    ended_at: str
+    reason: str
+    ranked: bool
+    outcome: str
+    score: float
+    opponents: tuple
+    opponent_scores: tuple
+    rating_before: Optional[float]
+    rating_after: Optional[float]
+    details: dict
+
+
+_RATING = "SELECT account_id, game, rating, wins, losses, draws FROM ratings"
+
+
+def _rating(row) -> Rating:
+    return Rating(row[0], row[1], float(row[2]), row[3], row[4], row[5])
+
+
+def read_rating(cur: Cursor, account_id: int, game: str) -> Rating:
+    row = cur.execute(_RATING + " WHERE account_id = ? AND game = ?",
+                      (account_id, game)).fetchone()
+    return _rating(row) if row else Rating(account_id, game)
+
+
+def write_rating(cur: Cursor, rating: Rating) -> None:
+    updated = cur.execute(
+        "UPDATE ratings SET rating = ?, wins = ?, losses = ?, draws = ?"
+        " WHERE account_id = ? AND game = ?",
+        (rating.rating, rating.wins, rating.losses, rating.draws, rating.account_id,
+         rating.game)).rowcount
+    if not updated:
+        cur.execute("INSERT INTO ratings (account_id, game, rating, wins, losses, draws)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (rating.account_id, rating.game, rating.rating, rating.wins,
+                     rating.losses, rating.draws))
+
+
+def record_match_txn(cur: Cursor, result: MatchResult, ended_at: str) -> RecordedMatch:
+    """The body of record_match, usable inside a game store's own transaction."""
+    before = {p.account_id: read_rating(cur, p.account_id, result.game) for p in result.players}
+    if result.ranked and len(result.players) == 2:
+        a, b = result.players
+        new_a, new_b = elo_changes(before[a.account_id].rating, before[b.account_id].rating,
+                                   _points(a.outcome), result.k_factor)
+        new_ratings = {a.account_id: new_a, b.account_id: new_b}
+    else:
+        new_ratings = {p.account_id: before[p.account_id].rating for p in result.players}
+    match_id = cur.insert(
+        "INSERT INTO matches (game, started_at, ended_at, reason, ranked, details)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (result.game, result.started_at, result.ended_at or ended_at, result.reason,
+         int(result.ranked), json.dumps(result.details)))
+    changes, after = {}, {}
+    for seat, player in enumerate(result.players):
+        old = before[player.account_id]
+        rating = old
+        if result.ranked:
+            rating = attrs.evolve(
+                old, rating=new_ratings[player.account_id],
+                wins=old.wins + (player.outcome == "win"),
+                losses=old.losses + (player.outcome == "loss"),
+                draws=old.draws + (player.outcome == "draw"))
+            write_rating(cur, rating)
+        changes[player.account_id] = RatingChange(old.rating, rating.rating)
+        after[player.account_id] = rating
+        cur.execute(
+            "INSERT INTO match_players (match_id, account_id, seat, outcome, score,"
+            " rating_before, rating_after, stats) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (match_id, player.account_id, seat, player.outcome, player.score, old.rating,
+             rating.rating, json.dumps(player.stats)))
+    return RecordedMatch(match_id, changes, after)
+
+
+def _points(outcome: str) -> float:
+    return {"win": 1.0, "loss": 0.0, "draw": 0.5}[outcome]
+
+
+class RatingStore:
+    def __init__(self, database: Database, now=None):
+        self.database = database
+        # `now` gives the wall-clock time in seconds (the reactor's seconds()).
+        self.now = now
+
+    def _now_iso(self) -> str:
+        from gamed.store.accounts import iso
+
+        return iso(self.now()) if self.now else iso(0)
+
+    def get_rating(self, account_id: int, game: str) -> defer.Deferred:
+        return self.database.run_interaction("get_rating", read_rating, account_id, game)
+
+    def get_ratings(self, account_ids: Iterable[int], game: str) -> defer.Deferred:
+        ids = list(account_ids)
+        return self.database.run_interaction(
+            "get_ratings", lambda cur: {i: read_rating(cur, i, game) for i in ids})
+
+    def record_match(self, result: MatchResult) -> defer.Deferred:
+        if result.ranked and len(result.players) != 2:
+            return defer.fail(ValueError("a ranked match needs exactly two players"))
+        return self.database.run_interaction("record_match", record_match_txn, result,
+                                             self._now_iso())
+
+    def leaderboard(self, game: str, limit: int = 10, offset: int = 0) -> defer.Deferred:
+        def top(cur: Cursor):
+            rows = cur.execute(
+                "SELECT r.account_id, a.name, r.rating, r.wins, r.losses, r.draws"
+                " FROM ratings r JOIN accounts a ON a.id = r.account_id"
+                " WHERE r.game = ? ORDER BY r.rating DESC, r.account_id LIMIT ? OFFSET ?",
+                (game, limit, offset)).fetchall()
+            return [LeaderboardRow(offset + i + 1, row[0], row[1], float(row[2]), row[3],
+                                   row[4], row[5]) for i, row in enumerate(rows)]
+
+        return self.database.run_interaction("leaderboard", top)
+
+    def rank(self, account_id: int, game: str) -> defer.Deferred:
+        def rank(cur: Cursor):
+            row = cur.execute("SELECT rating FROM ratings WHERE account_id = ? AND game = ?",
+                              (account_id, game)).fetchone()
+            if row is None:
+                return None
+            # (game, rating DESC, account_id) index: a range count, not a scan of the game
+            higher = cur.scalar(
+                "SELECT COUNT(*) FROM ratings WHERE game = ? AND (rating > ? OR"
+                " (rating = ? AND account_id < ?))", (game, row[0], row[0], account_id))
+            return higher + 1
+
+        return self.database.run_interaction("rank", rank)
+
+    def players_count(self, game: str) -> defer.Deferred:
+        return self.database.run_interaction(
+            "players_count", lambda cur: cur.scalar(
+                "SELECT COUNT(*) FROM ratings WHERE game = ?", (game,)))
+
+    def history(self, account_id: int, game: Optional[str] = None, limit: int = 20,
+                before_id: Optional[int] = None) -> defer.Deferred:
+        def history(cur: Cursor):
+            sql = ("SELECT m.id, m.game, m.ended_at, m.reason, m.ranked, mp.outcome, mp.score,"
+                   " mp.rating_before, mp.rating_after, m.details"
+                   " FROM match_players mp JOIN matches m ON m.id = mp.match_id"
+                   " WHERE mp.account_id = ?")
+            args: list = [account_id]
+            if game is not None:
+                sql += " AND m.game = ?"
+                args.append(game)
+            if before_id is not None:
+                sql += " AND m.id < ?"
+                args.append(before_id)
+            sql += " ORDER BY m.id DESC LIMIT ?"
+            args.append(limit)
+            rows = cur.execute(sql, args).fetchall()
+            summaries = []
+            for row in rows:
+                others = cur.execute(
+                    "SELECT a.name, mp.score FROM match_players mp JOIN accounts a"
+                    " ON a.id = mp.account_id WHERE mp.match_id = ? AND mp.account_id <> ?"
+                    " ORDER BY mp.seat", (row[0], account_id)).fetchall()
+                summaries.append(MatchSummary(
+                    row[0], row[1], row[2], row[3], bool(row[4]), row[5], float(row[6]),
+                    tuple(o[0] for o in others), tuple(float(o[1]) for o in others),
+                    row[7], row[8], json.loads(row[9] or "{}")))
+            return summaries
+
+        return self.database.run_interaction("match_history", history)
+
+    def matches(self, game: Optional[str] = None, player_id: Optional[int] = None,
+                limit: int = 20, before_id: Optional[int] = None) -> defer.Deferred:
+        """Recent matches (newest first) with their players, for the API and gamectl."""
+
+        def matches(cur: Cursor):
+            sql = "SELECT m.id, m.game, m.started_at, m.ended_at, m.reason, m.ranked, m.details" \
+                  " FROM matches m WHERE 1 = 1"
+            args: list = []
+            if game is not None:
+                sql += " AND m.game = ?"
+                args.append(game)
+            if player_id is not None:
+                sql += " AND m.id IN (SELECT match_id FROM match_players WHERE account_id = ?)"
+                args.append(player_id)
+            if before_id is not None:
+                sql += " AND m.id < ?"
+                args.append(before_id)
+            sql += " ORDER BY m.id DESC LIMIT ?"
+            args.append(limit)
+            out = []
+            for row in cur.execute(sql, args).fetchall():
+                players = [
+                    {"name": p[0], "outcome": p[1], "score": p[2], "rating_before": p[3],
+                     "rating_after": p[4]}
+                    for p in cur.execute(
+                        "SELECT a.name, mp.outcome, mp.score, mp.rating_before, mp.rating_after"
+                        " FROM match_players mp JOIN accounts a ON a.id = mp.account_id"
+                        " WHERE mp.match_id = ? ORDER BY mp.seat", (row[0],)).fetchall()]
+                out.append({"id": row[0], "game": row[1], "started_at": row[2],
+                            "ended_at": row[3], "reason": row[4], "ranked": bool(row[5]),
+                            "details": json.loads(row[6] or "{}"), "players": players})
+            return out
+
+        return self.database.run_interaction("list_matches", matches)

@@ -1,0 +1,144 @@
+"""`twistd gamed`: command-line options and the service tree built from the config.
+
+Start-up order: load and validate the config (command-line options override it), reach
+the database and apply migrations, then build the services. Any failure before the
+reactor runs exits with one message naming the problem and status 1; nothing listens.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from twisted.application import service
+from twisted.logger import Logger
+from twisted.python import usage
+
+from gamed.core.config import LISTENER_KEYS, ConfigError, GamedConfig, load_config, set_option
+from gamed.core.metrics import Metrics
+from gamed.core.runtime import Core, build_core
+from gamed.store.database import Database, blocking_connect, run_blocking
+from gamed.store.engines import create_engine
+from gamed.store.migrations import SchemaError, migrate
+
+log = Logger(namespace="gamed")
+
+GAMES = ("novaglide", "blockattack", "uttt", "rooms")
+
+
+class Options(usage.Options):
+    synopsis = "[--config FILE] [options]"
+    longdesc = ("Run the gamed game servers (novaglide, blockattack, uttt, rooms) and the "
+                "HTTP service. Without --config the built-in defaults run every service on an "
+                "embedded SQLite database in ./var (or $STATE_DIRECTORY). Listen values are "
+                "Twisted endpoint descriptions (tcp:PORT:interface=ADDR, ssl:..., "
+                "systemd:domain=INET:index=N); UDP is udp:PORT[:interface=ADDR]; an empty "
+                "value disables that listener.")
+    optParameters = [
+        ["config", "c", None, "TOML config file (see etc/gamed.toml for every key)"],
+        ["database", "d", None, "database URL, overrides [database] url: sqlite:///PATH or "
+                                "postgresql://USER@HOST:PORT/DB"],
+        ["bcrypt-cost", None, None, "bcrypt work factor, overrides [accounts] bcrypt_cost",
+         int],
+        ["log-format", None, None, "text or json, overrides [logging] format"],
+    ] + [
+        ["%s-%s" % (section, key), None, None,
+         "endpoint, overrides [%s] %s" % (section, key)]
+        for section, key in LISTENER_KEYS
+    ]
+
+
+def options_to_config(options) -> GamedConfig:
+    config = load_config(options["config"])
+    if options["database"] is not None:
+        config = set_option(config, "database", "url", options["database"])
+    if options["bcrypt-cost"] is not None:
+        config = set_option(config, "accounts", "bcrypt_cost", options["bcrypt-cost"])
+    if options["log-format"] is not None:
+        config = set_option(config, "logging", "format", options["log-format"])
+    for section, key in LISTENER_KEYS:
+        value = options["%s-%s" % (section, key)]
+        if value is not None:
+            config = set_option(config, section, key, value)
+    from gamed.core.config import validate
+
+    validate(config)
+    return config
+
+
+def prepare_database(config: GamedConfig) -> None:
+    """Reach the database and apply pending migrations, blocking (before the reactor)."""
+    url = config.database.resolved_url()
+    engine = create_engine(url, config.database.pool_size, config.database.connect_timeout)
+    try:
+        connection = blocking_connect(engine)
+    except Exception as exc:
+        raise ConfigError("database.url: cannot reach %s: %s"
+                          % (engine.describe(), str(exc).strip().splitlines()[0] if str(exc)
+                             else type(exc).__name__)) from None
+    try:
+        applied = run_blocking(engine, migrate, connection=connection)
+    except SchemaError as exc:
+        raise ConfigError("database: %s" % exc) from None
+    finally:
+        connection.close()
+    for migration in applied:
+        log.info("applied schema migration {version:03d} {name}", version=migration.version,
+                 name=migration.name)
+
+
+class DatabaseService(service.Service):
+    """Owns the pool: closed last, after every game has recorded its results."""
+
+    name = "database"
+
+    def __init__(self, database: Database):
+        self.database = database
+
+    def startService(self):
+        service.Service.startService(self)
+        self.database.start()
+
+    def stopService(self):
+        service.Service.stopService(self)
+        self.database.close()
+
+
+def build_services(core: Core) -> service.MultiService:
+    """The whole tree: database, accounts, each game, HTTP (stopped in reverse order)."""
+    top = service.MultiService()
+    DatabaseService(core.database).setServiceParent(top)
+    core.accounts.setServiceParent(top)
+    for game in GAMES:
+        try:
+            module = importlib.import_module("gamed.%s.service" % game)
+        except ModuleNotFoundError as exc:
+            if exc.name != "gamed.%s.service" % game:
+                raise
+            log.warn("{game}: not available in this build", game=game)
+            continue
+        child = module.make_service(core)
+        if child is not None:
+            child.setServiceParent(top)
+    from gamed.web.service import make_service as make_web
+
+    web = make_web(core)
+    if web is not None:
+        web.setServiceParent(top)
+    return top
+
+
+def makeService(options) -> service.IService:
+    from twisted.internet import reactor
+
+    try:
+        config = options_to_config(options)
+        prepare_database(config)
+    except ConfigError as exc:
+        sys.stderr.write("gamed: %s\n" % exc)
+        raise SystemExit(1)
+    metrics = Metrics()
+    database = Database(config.database.resolved_url(), config.database.pool_size,
+                        config.database.connect_timeout, metrics=metrics)
+    core = build_core(reactor, config, database, metrics)
+    return build_services(core)

@@ -1,0 +1,244 @@
+"""The JSON-lines and WebSocket adapters over real loopback sockets, with a test handler."""
+
+import json
+import socket
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, error, reactor, task
+from twisted.python import failure
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.testing import StringTransport
+
+from gamed.core.channel import ConnectionHandler
+from gamed.core.lines import JsonLinesFactory
+from gamed.core.metrics import Metrics
+from gamed.core.settings import StreamLimits
+from gamed.core.transport import StreamEndpoint
+from gamed.core.websocket import websocket_factory
+
+
+class EchoHandler(ConnectionHandler):
+    """Replies {"echo": message}; errors as {"type": "error", ...}; records its life."""
+
+    log: list = []
+
+    def connection_made(self, channel):
+        super().connection_made(channel)
+        EchoHandler.log.append(("made", channel.transport))
+
+    def message_received(self, message):
+        if message.get("type") == "close":
+            self.channel.close("asked")
+            return
+        if message.get("type") == "boom":
+            raise RuntimeError("handler bug")
+        self.channel.send({"echo": message})
+
+    def connection_lost(self, reason):
+        EchoHandler.log.append(("lost", self.channel.transport))
+
+
+def make_endpoint(transport, clock=reactor, **limits):
+    return StreamEndpoint("test", transport, EchoHandler, StreamLimits(**limits), clock,
+                          Metrics().service("test"))
+
+
+# -- unit: the lines adapter on a StringTransport ------------------------------------------
+
+def lines_protocol(clock=None, **limits):
+    clock = clock or task.Clock()
+    endpoint = make_endpoint("lines", clock, **limits)
+    proto = JsonLinesFactory(endpoint).buildProtocol(None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    return proto, transport, endpoint, clock
+
+
+def replies(transport):
+    out = [json.loads(line) for line in transport.value().decode().splitlines()]
+    transport.clear()
+    return out
+
+
+def test_lines_echo_with_crlf_and_split_packets():
+    proto, transport, endpoint, _ = lines_protocol()
+    proto.dataReceived(b'{"a": 1}\r\n{"b":')
+    proto.dataReceived(b' 2}\n')
+    assert replies(transport) == [{"echo": {"a": 1}}, {"echo": {"b": 2}}]
+    assert endpoint.stats.messages_in == 2 and endpoint.stats.messages_out == 2
+
+
+@pytest.mark.parametrize("line, code", [
+    (b"not json", "malformed_json"),
+    (b"[1, 2]", "not_an_object"),
+    (b"\xff\xfe", "malformed_json"),
+    (b"", "malformed_json"),
+])
+def test_lines_bad_input_gets_an_error_and_the_connection_stays(line, code):
+    proto, transport, endpoint, _ = lines_protocol()
+    proto.dataReceived(line + b"\n")
+    [error] = replies(transport)
+    assert error["type"] == "error" and error["error"] == code
+    assert not transport.disconnecting
+    proto.dataReceived(b'{"ok": true}\n')
+    assert replies(transport) == [{"echo": {"ok": True}}]
+    assert endpoint.stats.errors[code] == 1
+
+
+def test_lines_oversize_line_gets_an_error_then_close():
+    proto, transport, _, _ = lines_protocol(max_line_length=100)
+    proto.dataReceived(b'{"x": "' + b"a" * 200)
+    [error] = replies(transport)
+    assert error["error"] == "line_too_long"
+    assert transport.disconnecting
+
+
+def test_lines_line_just_under_the_limit_is_accepted():
+    proto, transport, _, _ = lines_protocol(max_line_length=100)
+    body = b'{"x": "' + b"a" * 85 + b'"}'
+    assert len(body) <= 100
+    proto.dataReceived(body + b"\n")
+    assert replies(transport) == [{"echo": {"x": "a" * 85}}]
+
+
+def test_lines_rate_limit_refuses_then_closes_a_flood():
+    clock = task.Clock()
+    proto, transport, endpoint, _ = lines_protocol(clock, rate=10, burst=5,
+                                                   flood_close_after=20)
+    proto.dataReceived(b'{"n": 1}\n' * 5)
+    assert len(replies(transport)) == 5
+    proto.dataReceived(b'{"n": 2}\n' * 3)
+    out = replies(transport)
+    assert out == [{"type": "error", "error": "rate_limited",
+                    "errorMessage": out[0]["errorMessage"]}]  # one error, not one per message
+    clock.advance(1.0)  # 10 tokens back (capped at the burst of 5)
+    proto.dataReceived(b'{"n": 3}\n')
+    assert replies(transport) == [{"echo": {"n": 3}}]
+    assert not transport.disconnecting
+    proto.dataReceived(b'{"n": 4}\n' * 40)
+    assert transport.disconnecting
+    assert endpoint.stats.errors["flood"] == 1
+
+
+def test_lines_idle_timeout_closes_quiet_connections_only():
+    clock = task.Clock()
+    proto, transport, _, _ = lines_protocol(clock, idle_timeout=10)
+    clock.advance(6)
+    proto.dataReceived(b'{"x": 1}\n')
+    clock.advance(6)  # 6 s since the last message: still open
+    assert not transport.disconnecting
+    clock.advance(5)
+    assert transport.disconnecting
+    assert replies(transport)[-1]["error"] == "idle_timeout"
+
+
+def test_lines_max_connections_refuses_politely():
+    endpoint = make_endpoint("lines", task.Clock(), max_connections=1)
+    factory = JsonLinesFactory(endpoint)
+    first, second = factory.buildProtocol(None), factory.buildProtocol(None)
+    t1, t2 = StringTransport(), StringTransport()
+    first.makeConnection(t1)
+    second.makeConnection(t2)
+    assert not t1.disconnecting
+    assert json.loads(t2.value())["error"] == "server_full" and t2.disconnecting
+    assert endpoint.stats.connections_refused == 1
+    first.connectionLost(failure.Failure(error.ConnectionDone()))
+    assert endpoint.open == 0
+
+
+def test_a_handler_exception_is_an_error_reply_not_a_disconnect():
+    proto, transport, endpoint, _ = lines_protocol()
+    proto.dataReceived(b'{"type": "boom"}\n{"after": 1}\n')
+    out = replies(transport)
+    assert out[0]["error"] == "internal_error" and out[1] == {"echo": {"after": 1}}
+    assert not transport.disconnecting
+
+
+# -- integration: real sockets ---------------------------------------------------------------
+
+def _read_lines(sock, count, timeout=5.0):
+    sock.settimeout(timeout)
+    buf = b""
+    while buf.count(b"\n") < count:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return [json.loads(line) for line in buf.splitlines()]
+
+
+@pytest_twisted.ensureDeferred
+async def test_lines_over_loopback():
+    EchoHandler.log.clear()
+    endpoint = make_endpoint("lines")
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+        JsonLinesFactory(endpoint))
+    try:
+        address = port.getHost()
+
+        def client():
+            with socket.create_connection((address.host, address.port)) as sock:
+                sock.sendall(b'{"hello": "w\\u00f6rld"}\n{bad\n')
+                return _read_lines(sock, 2)
+
+        got = await _in_thread(client)
+        assert got[0] == {"echo": {"hello": "w\u00f6rld"}}
+        assert got[1]["error"] == "malformed_json"
+        await _until(lambda: ("lost", "lines") in EchoHandler.log)
+        assert endpoint.open == 0
+    finally:
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_websocket_over_loopback_any_path_and_binary_refused():
+    import websocket  # websocket-client
+
+    endpoint = make_endpoint("websocket", max_line_length=1000)
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+        websocket_factory(endpoint))
+    try:
+        url = "ws://127.0.0.1:%d/any/path?x=1" % port.getHost().port
+
+        def client():
+            ws = websocket.create_connection(url, timeout=5)
+            ws.send('{"a": 1}')
+            first = json.loads(ws.recv())
+            ws.send_binary(b'{"b": 2}')
+            second = json.loads(ws.recv())
+            ws.send("nope")
+            third = json.loads(ws.recv())
+            ws.send('{"big": "' + "x" * 2000 + '"}')
+            fourth = json.loads(ws.recv())
+            try:
+                opcode, _ = ws.recv_data(control_frame=True)
+                closed = opcode == websocket.ABNF.OPCODE_CLOSE
+            except Exception:
+                closed = True
+            return first, second, third, fourth, closed
+
+        first, second, third, fourth, closed = await _in_thread(client)
+        assert first == {"echo": {"a": 1}}
+        assert second["error"] == "binary"
+        assert third["error"] == "malformed_json"
+        assert fourth["error"] == "line_too_long"
+        assert closed
+    finally:
+        await port.stopListening()
+
+
+def _in_thread(func):
+    from twisted.internet import threads
+
+    return threads.deferToThread(func)
+
+
+async def _until(predicate, timeout=5.0):
+    waited = 0.0
+    while not predicate():
+        if waited > timeout:
+            raise AssertionError("condition not reached")
+        await task.deferLater(reactor, 0.01, lambda: None)
+        waited += 0.01
+    return defer.succeed(None)
