@@ -1,0 +1,113 @@
+"""AccountService: register, login, guests, sessions, throttling, bcrypt off the reactor."""
+
+import threading
+
+import bcrypt
+import pytest
+import pytest_twisted
+
+from gamed.core.accounts import AuthError
+
+
+async def refused(deferred, code):
+    with pytest.raises(AuthError) as info:
+        await deferred
+    assert info.value.code == code, info.value
+    return info.value
+
+
+@pytest_twisted.ensureDeferred
+async def test_register_then_login_case_insensitive(core):
+    accounts = core.accounts
+    alice = await accounts.register("Alice", "secret", "1.2.3.4:5")
+    assert alice.name == "Alice" and not alice.is_guest
+    again = await accounts.login("alice", "secret", "1.2.3.4:6")
+    assert again.id == alice.id
+    await refused(accounts.login("alice", "wrong", "1.2.3.4:7"), "bad_credentials")
+    await refused(accounts.login("nobody", "secret", "1.2.3.4:7"), "bad_credentials")
+    await refused(accounts.register("ALICE", "x", "1.2.3.4:8"), "name_taken")
+
+
+@pytest_twisted.ensureDeferred
+async def test_login_or_register(core):
+    account, created = await core.accounts.login_or_register("bob", "pw", "h:1")
+    assert created
+    same, created = await core.accounts.login_or_register("BOB", "pw", "h:1")
+    assert same.id == account.id and not created
+    await refused(core.accounts.login_or_register("bob", "nope", "h:1"), "bad_credentials")
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_name_and_password_rules(core):
+    for name in ("", " padded", "x" * 33, "tab\there", 42, None):
+        await refused(core.accounts.register(name, "pw", "h:1"), "invalid_name")
+    for password in ("", "x" * 73, None, 5):
+        await refused(core.accounts.register("carol", password, "h:1"), "invalid_password")
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_bcrypt_runs_off_the_reactor_thread(core, monkeypatch):
+    seen = []
+    real_checkpw, real_hashpw = bcrypt.checkpw, bcrypt.hashpw
+
+    def checkpw(*args):
+        seen.append(threading.current_thread() is threading.main_thread())
+        return real_checkpw(*args)
+
+    def hashpw(*args):
+        seen.append(threading.current_thread() is threading.main_thread())
+        return real_hashpw(*args)
+
+    monkeypatch.setattr(bcrypt, "checkpw", checkpw)
+    monkeypatch.setattr(bcrypt, "hashpw", hashpw)
+    await core.accounts.register("dave", "pw", "h:1")
+    await core.accounts.login("dave", "pw", "h:1")
+    await refused(core.accounts.login("unknown-name", "pw", "h:1"), "bad_credentials")
+    assert seen and not any(seen)  # the unknown name was checked too (dummy hash)
+    assert core.metrics.bcrypt_queue._value.get() == 0
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_login_throttling_per_address_and_per_account(core):
+    settings = core.accounts.settings
+    await core.accounts.register("erin", "pw", "9.9.9.9:1")
+    for i in range(settings.account_burst - 1):
+        await refused(core.accounts.login("erin", "bad", "10.0.0.%d:1" % i), "bad_credentials")
+    error = await refused(core.accounts.login("erin", "pw", "10.0.1.1:1"), "throttled")
+    assert "retry" in error.message
+    # another name from a fresh address is not affected
+    await core.accounts.register("frank", "pw", "11.0.0.1:1")
+    for i in range(settings.address_burst - 1):
+        try:
+            await core.accounts.login("frank", "pw", "12.0.0.1:%d" % i)
+        except AuthError as exc:
+            assert exc.code == "throttled"
+    await refused(core.accounts.login("frank", "pw", "12.0.0.1:99"), "throttled")
+
+
+@pytest_twisted.ensureDeferred
+async def test_guests_and_sessions(core):
+    guest = await core.accounts.guest()
+    assert guest.is_guest and guest.name.startswith("guest-")
+    named = await core.accounts.guest("visitor")
+    assert named.name == "visitor" and named.is_guest
+    await refused(core.accounts.guest("visitor"), "name_taken")
+    await refused(core.accounts.login("visitor", "", "h:1"), "bad_credentials")
+    token = await core.accounts.open_session(named)
+    assert len(token) >= 40
+    assert (await core.accounts.resume_session(token)).id == named.id
+    assert await core.accounts.resume_session("made-up") is None
+    assert await core.accounts.resume_session(None) is None
+    await core.accounts.revoke_session(token)
+    assert await core.accounts.resume_session(token) is None
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_banned_accounts_cannot_log_in(core):
+    account = await core.accounts.register("gina", "pw", "h:1")
+    await core.accounts.store.set_banned(account.id, True)
+    await refused(core.accounts.login("gina", "pw", "h:2"), "banned")

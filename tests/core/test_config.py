@@ -1,0 +1,67 @@
+"""Config loading: defaults, the shipped etc/gamed.toml, and one clear error per problem."""
+
+import os
+
+import pytest
+
+from gamed.core.config import ConfigError, GamedConfig, load_config, structure_config
+from gamed.core.configdoc import render_default_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_defaults_match_design():
+    config = load_config(None)
+    assert config.novaglide.listen == "tcp:5555"
+    assert config.blockattack.listen == "udp:5557"
+    assert (config.uttt.websocket, config.uttt.listen) == ("tcp:5556", "tcp:5558")
+    assert (config.rooms.websocket, config.rooms.listen) == ("tcp:8081", "tcp:8082")
+    assert config.http.listen == "tcp:8080"
+    assert config.accounts.bcrypt_cost == 12
+    assert config.novaglide.max_line_length == 65536
+    assert config.database.resolved_url().startswith("sqlite:///")
+
+
+def test_shipped_config_is_the_generated_one_and_loads():
+    path = os.path.join(ROOT, "etc", "gamed.toml")
+    with open(path) as handle:
+        assert handle.read() == render_default_config(), (
+            "etc/gamed.toml is stale: python -m gamed.core.configdoc > etc/gamed.toml")
+    assert load_config(path) == GamedConfig()
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"http": {"listen": 5}}, "http.listen: expected str"),
+    ({"http": {"lissten": "tcp:1"}}, "http: unknown key lissten"),
+    ({"nosuch": {}}, "unknown key nosuch"),
+    ({"novaglide": {"rate": "fast"}}, "novaglide.rate"),
+    ({"accounts": {"bcrypt_cost": 3}}, "accounts.bcrypt_cost"),
+    ({"accounts": {"bcrypt_cost": True}}, "accounts.bcrypt_cost"),
+    ({"uttt": {"listen": "bogus:12"}}, "uttt.listen: bad endpoint"),
+    ({"blockattack": {"listen": "udp:notaport"}}, "blockattack.listen"),
+    ({"blockattack": {"listen": "udp:1:color=red"}}, "blockattack.listen"),
+    ({"database": {"url": "mysql://x/y"}}, "database.url"),
+    ({"logging": {"format": "xml"}}, "logging.format"),
+    ({"rooms": {"max_line_length": 0}}, "rooms.max_line_length"),
+])
+def test_bad_config_names_the_key(data, message):
+    with pytest.raises(ConfigError) as info:
+        structure_config(data)
+    assert message in str(info.value)
+
+
+def test_ints_are_accepted_for_floats_and_empty_listen_disables(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[novaglide]\nrate = 50\nlisten = ""\n[blockattack]\n'
+                    'listen = "udp:5557:interface=127.0.0.1"\n')
+    config = load_config(str(path))
+    assert config.novaglide.rate == 50.0 and config.novaglide.listen == ""
+
+
+def test_unreadable_and_invalid_toml(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(str(tmp_path / "missing.toml"))
+    bad = tmp_path / "bad.toml"
+    bad.write_text("x = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(str(bad))
