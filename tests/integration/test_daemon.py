@@ -83,4 +83,7 @@ def test_starts_on_defaults_migrates_and_stops_cleanly_on_sigterm(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)
-    assert code == 0, log.read_text()
+    # twistd re-raises the signal that stopped it after a clean shutdown (systemd counts
+    # SIGTERM as success)
+    assert code in (0, -signal.SIGTERM), log.read_text()
+    assert "Server Shut Down" in log.read_text()
