@@ -8,10 +8,10 @@ from gamed.core.channel import ConnectionHandler, encode
 from gamed.core.config import GamedConfig, set_option
 
 
-def make_test_config(**overrides) -> GamedConfig:
+def make_test_config(overrides: dict | None = None) -> GamedConfig:
     """Defaults with bcrypt cost 4; overrides are {(section, key): value}."""
     config = set_option(GamedConfig(), "accounts", "bcrypt_cost", 4)
-    for (section, key), value in overrides.items():
+    for (section, key), value in (overrides or {}).items():
         config = set_option(config, section, key, value)
     return config
 
