@@ -11,12 +11,14 @@ import importlib
 import sys
 
 from twisted.application import service
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
 from gamed.core.config import LISTENER_KEYS, ConfigError, GamedConfig, load_config, set_option
 from gamed.core.metrics import Metrics
 from gamed.core.runtime import Core, build_core
+from gamed.core.systemd import NotifyService, raise_open_files_limit
 from gamed.store.database import Database, blocking_connect, run_blocking
 from gamed.store.engines import create_engine
 from gamed.store.migrations import SchemaError, migrate
@@ -104,9 +106,40 @@ class DatabaseService(service.Service):
         self.database.close()
 
 
+class GamedService(service.MultiService):
+    """The root service: children stop in reverse order (sd_notify STOPPING=1, HTTP, the
+    games draining their players and recording results, accounts, the database last),
+    within the configured grace period plus a margin."""
+
+    def __init__(self, core: Core):
+        super().__init__()
+        self.core = core
+
+    def setServiceParent(self, parent):
+        # twistd wraps us in an Application: give it our log observer, which twistd's
+        # AppLogger then uses instead of its default (so the config chooses the format).
+        from twisted.logger import ILogObserver
+        from twisted.python.components import Componentized
+
+        from gamed.core.logs import make_observer
+
+        if isinstance(parent, Componentized):
+            settings = self.core.config.logging
+            parent.setComponent(ILogObserver, make_observer(settings.format, settings.level))
+        return super().setServiceParent(parent)
+
+    def stopService(self):
+        log.info("shutting down: draining players (grace {grace} s)",
+                 grace=self.core.config.shutdown.grace_period)
+        d = defer.maybeDeferred(super().stopService)
+        d.addTimeout(self.core.config.shutdown.grace_period + 10, self.core.reactor)
+        d.addErrback(lambda f: log.failure("shutdown did not complete cleanly", f))
+        return d
+
+
 def build_services(core: Core) -> service.MultiService:
     """The whole tree: database, accounts, each game, HTTP (stopped in reverse order)."""
-    top = service.MultiService()
+    top = GamedService(core)
     DatabaseService(core.database).setServiceParent(top)
     core.accounts.setServiceParent(top)
     for game in GAMES:
@@ -125,6 +158,7 @@ def build_services(core: Core) -> service.MultiService:
     web = make_web(core)
     if web is not None:
         web.setServiceParent(top)
+    NotifyService(core.reactor).setServiceParent(top)
     return top
 
 
@@ -137,6 +171,10 @@ def makeService(options) -> service.IService:
     except ConfigError as exc:
         sys.stderr.write("gamed: %s\n" % exc)
         raise SystemExit(1)
+    before, after = raise_open_files_limit()
+    if after != before:
+        log.info("raised the open-files limit from {before} to {after}", before=before,
+                 after=after)
     metrics = Metrics()
     database = Database(config.database.resolved_url(), config.database.pool_size,
                         config.database.connect_timeout, metrics=metrics)

@@ -54,7 +54,10 @@ def check_endpoint(description: str, udp: bool = False) -> None:
 def stream_service(reactor, description: str, factory) -> service.IService:
     """A service that listens on a stream endpoint while running."""
     endpoint = endpoints.serverFromString(reactor, description)
-    return internet.StreamServerEndpointService(endpoint, factory)
+    listener = internet.StreamServerEndpointService(endpoint, factory)
+    # a port that cannot be bound stops start-up instead of being logged and ignored
+    listener._raiseSynchronously = True
+    return listener
 
 
 class UdpService(service.Service):

@@ -181,6 +181,12 @@ class RatingStore:
     def get_rating(self, account_id: int, game: str) -> defer.Deferred:
         return self.database.run_interaction("get_rating", read_rating, account_id, game)
 
+    def ratings_of(self, account_id: int) -> defer.Deferred:
+        """Every game's Rating of one account, by game name."""
+        return self.database.run_interaction(
+            "ratings_of", lambda cur: [_rating(r) for r in cur.execute(
+                _RATING + " WHERE account_id = ? ORDER BY game", (account_id,)).fetchall()])
+
     def get_ratings(self, account_ids: Iterable[int], game: str) -> defer.Deferred:
         ids = list(account_ids)
         return self.database.run_interaction(

@@ -77,6 +77,9 @@ class Root(resource.Resource):
         self.core = core
         self.putChild(b"healthz", Health(core))
         self.putChild(b"metrics", MetricsPage(core.metrics))
+        from gamed.web.api import Api
+
+        self.putChild(b"api", Api(core))
 
     def getChild(self, path, request):
         return NotFound()
