@@ -616,3 +616,4 @@ async def test_too_many_queued_requests_are_refused(game):
     await a.handler.idle()
     busy = [m for m in a.take() if m["data"].get("error") == "busy"]
     assert busy
+
