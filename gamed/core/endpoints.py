@@ -43,11 +43,22 @@ def check_endpoint(description: str, udp: bool = False) -> None:
     if udp:
         parse_udp(description)
         return
+    if description.startswith("systemd:"):
+        # the inherited descriptors exist only in the daemon started by systemd: check the
+        # syntax here, the descriptor when listening
+        options = dict(part.partition("=")[::2] for part in description.split(":")[1:])
+        if options.get("domain") not in ("INET", "INET6", "UNIX"):
+            raise ValueError("bad endpoint %r: systemd needs domain=INET|INET6|UNIX"
+                             % description)
+        if not options.get("index", "").isdigit() and not options.get("name"):
+            raise ValueError("bad endpoint %r: systemd needs index=N or name=NAME"
+                             % description)
+        return
     from twisted.internet import reactor
 
     try:
         endpoints.serverFromString(reactor, description)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise ValueError("bad endpoint %r: %s" % (description, exc)) from None
 
 
