@@ -262,6 +262,18 @@ class MatchState:
     player_a: str
     player_b: str
 
+    def to_wire(self) -> dict:
+        # written out: this runs for every move, and a generic asdict walks all 81 cells
+        last = self.last_move
+        return {
+            "complete_field": self.complete_field, "global_field": self.global_field,
+            "last_move": None if last is None else {
+                "sub_x": last.sub_x, "sub_y": last.sub_y, "x": last.x, "y": last.y},
+            "game_over": self.game_over, "is_draw": self.is_draw,
+            "player_won": self.player_won, "current_player": self.current_player,
+            "active_player": self.active_player, "player_a": self.player_a,
+            "player_b": self.player_b}
+
 
 @attrs.frozen
 class MatchUpdate:
@@ -271,6 +283,10 @@ class MatchUpdate:
     revoke_time: Optional[str]
     ranked: bool
     match_state: Optional[MatchState]
+
+    def to_wire(self) -> dict:
+        return {"id": self.id, "revoke_time": self.revoke_time, "ranked": self.ranked,
+                "match_state": None if self.match_state is None else self.match_state.to_wire()}
 
 
 @attrs.frozen
@@ -317,8 +333,8 @@ OUTGOING_TYPES: dict = {
 
 
 def _unstructure(value):
-    # attrs.asdict with no filters is several times faster than a generic converter here
-    return attrs.asdict(value)
+    to_wire = getattr(value, "to_wire", None)
+    return to_wire() if to_wire is not None else attrs.asdict(value)
 
 
 def frame(value, type_: Optional[str] = None) -> dict:

@@ -131,3 +131,30 @@ async def test_elo_summary_ranks_unrated_players_after_higher_ones(database):
     assert loser.rank == 2  # 990: only alice is higher
     guest = await store.elo_summary(None)
     assert guest.rating is None and guest.rank is None and len(guest.top) == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_moves_of_many_matches_in_one_batch_and_a_stale_one_among_them(database):
+    players = await accounts(database, *["p%02d" % i for i in range(8)])
+    store = UtttStore(database)
+    ids = await store.write_batch([NewMatch(players[i].id, players[i + 1].id, True, 1.0)
+                                   for i in range(0, 8, 2)])
+    ops, boards = [], {}
+    for match_id in ids:
+        op, boards[match_id] = move_op(match_id, rules.new_board(), rules.Move(1, 1, 1, 1))
+        ops.append(op)
+    assert await store.write_batch(ops) == [None] * 4
+    for match_id in ids:
+        row = await store.get_match(match_id)
+        assert row.moves == 1 and rules.decode_board(row.board, row.last_move) == boards[match_id]
+    # a batch where one match is not at the expected move fails as a whole
+    second = []
+    for match_id in ids:
+        op, _ = move_op(match_id, boards[match_id], rules.Move(1, 1, 0, 0))
+        second.append(op)
+    second[2], _ = move_op(ids[2], rules.new_board(), rules.Move(0, 0, 0, 0))  # stale
+    with pytest.raises(StaleMatch):
+        await store.write_batch(second)
+    for match_id in ids:
+        assert (await store.get_match(match_id)).moves == 1
+        assert len(await store.moves(match_id)) == 1
