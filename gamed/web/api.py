@@ -10,24 +10,12 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from twisted.internet import defer
-from twisted.logger import Logger
-from twisted.web import resource, server
+from twisted.web import resource
 
-from gamed.web.resources import json_body
-
-log = Logger(namespace="gamed.api")
+from gamed.web.resources import ApiError, JsonEndpoint, NotFound
 
 GAMES = ("novaglide", "blockattack", "uttt", "rooms")
 MAX_LIMIT = 100
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def int_arg(request, name: str, default: int, low: int, high: int) -> int:
@@ -57,42 +45,6 @@ def check_game(game: str) -> str:
     if game not in GAMES:
         raise ApiError(404, "unknown_game", "no game %r (games: %s)" % (game, ", ".join(GAMES)))
     return game
-
-
-class JsonEndpoint(resource.Resource):
-    """Runs `answer(request, *path)` (a coroutine) and writes its JSON or error."""
-
-    isLeaf = True
-
-    def __init__(self, core):
-        super().__init__()
-        self.core = core
-
-    async def answer(self, request, *path):
-        raise NotImplementedError
-
-    def render_GET(self, request):
-        path = [p.decode("utf-8", "replace") for p in request.postpath if p]
-        d = defer.ensureDeferred(self.answer(request, *path))
-
-        def ok(value):
-            return 200, value
-
-        def failed(failure):
-            if failure.check(ApiError):
-                error = failure.value
-                return error.status, {"error": error.code, "message": error.message}
-            log.failure("API request {uri} failed", failure, uri=request.uri)
-            return 500, {"error": "internal", "message": "the server failed to answer"}
-
-        def write(result):
-            status, body = result
-            if not request.finished and not getattr(request, "_disconnected", False):
-                request.write(json_body(request, status, body))
-                request.finish()
-
-        d.addCallbacks(ok, failed).addCallback(write)
-        return server.NOT_DONE_YET
 
 
 class Leaderboard(JsonEndpoint):
@@ -165,6 +117,4 @@ class Api(resource.Resource):
         self.putChild(b"matches", Matches(core))
 
     def getChild(self, path, request):
-        from gamed.web.resources import NotFound
-
         return NotFound()

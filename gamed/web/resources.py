@@ -27,8 +27,18 @@ class NotFound(resource.Resource):
         return json_body(request, 404, {"error": "not_found", "message": "no such page"})
 
 
-class Health(resource.Resource):
-    """200 when the database answers within HEALTH_TIMEOUT seconds, 503 otherwise."""
+class ApiError(Exception):
+    """An answer other than 200: its status, a stable code and a message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class JsonEndpoint(resource.Resource):
+    """Runs `answer(request, *path)` (a coroutine) and writes its JSON, or the error's."""
 
     isLeaf = True
 
@@ -36,27 +46,45 @@ class Health(resource.Resource):
         super().__init__()
         self.core = core
 
-    def render_GET(self, request):
-        d = self.core.database.ping()
-        d.addTimeout(HEALTH_TIMEOUT, self.core.reactor)
+    async def answer(self, request, *path):
+        raise NotImplementedError
 
-        def ok(_):
-            return 200, {"status": "ok", "database": self.core.database.name}
+    def render_GET(self, request):
+        path = [p.decode("utf-8", "replace") for p in request.postpath if p]
+        d = defer.ensureDeferred(self.answer(request, *path))
+
+        def ok(value):
+            return 200, value
 
         def failed(failure):
-            log.warn("health check: database did not answer: {problem}",
-                     problem=failure.getErrorMessage())
-            return 503, {"status": "unavailable", "database": self.core.database.name,
-                         "problem": failure.getErrorMessage() or "timeout"}
+            if failure.check(ApiError):
+                error = failure.value
+                return error.status, {"error": error.code, "message": error.message}
+            log.failure("HTTP request {uri} failed", failure, uri=request.uri)
+            return 500, {"error": "internal", "message": "the server failed to answer"}
 
-        def respond(result):
+        def write(result):
             status, body = result
             if not request.finished and not getattr(request, "_disconnected", False):
                 request.write(json_body(request, status, body))
                 request.finish()
 
-        d.addCallbacks(ok, failed).addCallback(respond)
+        d.addCallbacks(ok, failed).addCallback(write)
         return server.NOT_DONE_YET
+
+
+class Health(JsonEndpoint):
+    """200 when the database answers within HEALTH_TIMEOUT seconds, 503 otherwise."""
+
+    async def answer(self, request, *path):
+        database = self.core.database
+        try:
+            await database.ping().addTimeout(HEALTH_TIMEOUT, self.core.reactor)
+        except Exception as exc:
+            problem = str(exc) or type(exc).__name__
+            log.warn("health check: database did not answer: {problem}", problem=problem)
+            raise ApiError(503, "unavailable", "database %s: %s" % (database.name, problem))
+        return {"status": "ok", "database": database.name}
 
 
 class MetricsPage(resource.Resource):

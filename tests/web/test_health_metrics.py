@@ -32,7 +32,7 @@ async def test_healthz_503_when_the_database_does_not(core, monkeypatch):
     monkeypatch.setattr(core.database, "ping",
                         lambda: defer.fail(RuntimeError("connection refused")))
     code, _, body = await get(core, "/healthz")
-    assert code == 503 and "connection refused" in json.loads(body)["problem"]
+    assert code == 503 and "connection refused" in json.loads(body)["message"]
 
 
 @pytest_twisted.ensureDeferred
