@@ -242,3 +242,38 @@ async def _until(predicate, timeout=5.0):
         await task.deferLater(reactor, 0.01, lambda: None)
         waited += 0.01
     return defer.succeed(None)
+
+
+class FloodingHandler(ConnectionHandler):
+    """Sends `count` frames of `size` bytes when asked: a reader that stops reading fills
+    the send buffer."""
+
+    lost: list = []
+
+    def message_received(self, message):
+        for _ in range(message["count"]):
+            self.channel.send_text("x" * message["size"])
+
+    def connection_lost(self, reason):
+        FloodingHandler.lost.append(reason)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reader_that_stops_reading_is_dropped_not_buffered_forever():
+    FloodingHandler.lost.clear()
+    stats = Metrics().service("test")
+    endpoint = StreamEndpoint("test", "lines", FloodingHandler,
+                              StreamLimits(max_send_buffer=256 * 1024), reactor, stats)
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+        JsonLinesFactory(endpoint))
+    sock = socket.create_connection(("127.0.0.1", port.getHost().port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        # 64 MiB requested; the client never reads
+        sock.sendall(b'{"count": 1024, "size": 65536}\n')
+        await _until(lambda: FloodingHandler.lost, timeout=10)
+        assert stats.errors.get("slow_reader") == 1
+        assert endpoint.open == 0
+    finally:
+        sock.close()
+        await port.stopListening()
