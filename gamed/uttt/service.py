@@ -458,7 +458,7 @@ class UtttGame(service.Service):
                final: Optional[tuple] = None) -> defer.Deferred:
         now = self.clock.seconds()
         board = final[1] if final else match.board
-        result = self._result(match, winner, draw, reason, now)
+        result = self._result(match, board, winner, draw, reason, now)
         seen = tuple(self.online(p.id) for p in match.players())
         op = MatchClosed(match.id, winner, draw, reason, now, result,
                          final[0] if final else None, seen)
@@ -491,8 +491,8 @@ class UtttGame(service.Service):
 
         return self.writer.submit(op).addCallbacks(committed, failed)
 
-    def _result(self, match: LiveMatch, winner: int, draw: bool, reason: str,
-                now: float) -> MatchResult:
+    def _result(self, match: LiveMatch, board: rules.Board, winner: int, draw: bool,
+                reason: str, now: float) -> MatchResult:
         def outcome(mark):
             if draw or not winner:
                 return "draw"
@@ -505,7 +505,7 @@ class UtttGame(service.Service):
             game=GAME, players=players, reason=reason,
             ranked=match.ranked and reason != rules.CANCELLED,
             k_factor=self.settings.k_factor, started_at=iso(match.created_at),
-            ended_at=iso(now), details={"uttt_match": match.id, "moves": match.board.moves})
+            ended_at=iso(now), details={"uttt_match": match.id, "moves": board.moves})
 
     def _push_elo(self, player: Player) -> None:
         if not self.online(player.id):
@@ -729,7 +729,9 @@ class UtttConnection(ConnectionHandler):
                  peer=self.channel.peer)
         elo = yield game.elo_update(self.player)
         self.send(elo)
-        if not self.player.guest:
+        if self.player.guest:  # the client reads both arrays: temporary users get empty ones
+            self.send(frame(FriendsUpdate([], [], [])))
+        else:
             friends = yield game.friends_update(self.player.id)
             self.send(friends)
         for match in game.matches_of(self.player.id):

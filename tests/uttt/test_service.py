@@ -139,7 +139,7 @@ async def test_temp_session_is_unregistered_with_a_secret_session_id(game):
     assert reply["user"] == "guesty" and len(reply["id"]) >= 32
     elo = client.last("elo_update")
     assert elo["elo"] is None and elo["rank"] is None
-    assert client.take("friends_update") == []  # temporary users have no friends
+    assert client.last("friends_update") == {"friends": [], "elos": [], "online": []}
 
 
 @sqlite_only
@@ -446,6 +446,7 @@ async def test_end_match_after_both_moved_is_a_loss(game):
     assert b.last("elo_update")["elo"] == pytest.approx(1010.0)
     history = await game.ratings.history(a.handler.player.id, "uttt")
     assert history[0].outcome == "loss" and history[0].reason == rules.ABANDONED
+    assert history[0].details == {"uttt_match": int(match_id), "moves": 2}
 
 
 @sqlite_only
