@@ -761,9 +761,9 @@ class UtttConnection(ConnectionHandler):
                 self.send(frame(Response(True, "waiting for an opponent"),
                                 "match_request_response"))
                 return
+            yield game.create_match(opponent, me, invite=False)
             self.send(frame(Response(True, "matched with %s" % opponent.name),
                             "match_request_response"))
-            yield game.create_match(opponent, me, invite=False)
             return
         name = player_name(request.player)
         if name == me.name:
@@ -780,9 +780,9 @@ class UtttConnection(ConnectionHandler):
         self._check_room(me, "you")
         opponent = Player(account.id, account.name_key, account.is_guest)
         self._check_room(opponent, name)
+        yield game.create_match(me, opponent, invite=True)
         self.send(frame(Response(True, "started a match against %s" % name),
                         "match_request_response"))
-        yield game.create_match(me, opponent, invite=True)
 
     def on_move(self, request):
         match = self.game.find_match(request.id, self.player.id)

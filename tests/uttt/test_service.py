@@ -618,3 +618,21 @@ async def test_too_many_queued_requests_are_refused(game):
     busy = [m for m in a.take() if m["data"].get("error") == "busy"]
     assert busy
 
+
+
+@sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_match_that_cannot_be_stored_is_refused_not_announced(game):
+    a, b = await players(game, "nostore_a", "nostore_b")
+    a.take()
+    b.take()
+    original = game.writer.write_batch
+    game.writer.write_batch = lambda ops: defer.fail(RuntimeError("disk full"))
+    try:
+        await a.send("match_request", {"player": "nostore_b"})
+    finally:
+        game.writer.write_batch = original
+    [reply] = a.take("match_request_response")
+    assert reply["data"]["success"] is False and reply["data"]["error"] == "internal_error"
+    assert a.updates() == [] and b.take() == []
+    assert game.open_count(a.handler.player.id) == 0  # the reservation was released
