@@ -211,6 +211,13 @@ class UtttStore:
     def __init__(self, database: Database):
         self.database = database
 
+    @property
+    def write_concurrency(self) -> int:
+        """Write transactions worth running at once: one on SQLite (a single writer); on
+        PostgreSQL a few, leaving pool connections for the other services."""
+        pool = self.database.engine.max_connections
+        return 1 if self.database.name == "sqlite" else max(1, min(3, pool - 2))
+
     def write_batch(self, ops) -> defer.Deferred:
         """Apply the operations in order, in one transaction; a list of their results
         (the new id for NewMatch, a RecordedMatch or None for MatchClosed)."""

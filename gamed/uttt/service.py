@@ -153,7 +153,9 @@ class UtttGame(service.Service):
         self.batch_size = metrics.histogram(
             "uttt_commit_batch", "uttt writes per committed batch",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
-        self.writer = GroupCommit(store.write_batch, on_batch=self._batch_done)
+        self.writer = GroupCommit(store.write_batch, on_batch=self._batch_done,
+                                  max_in_flight=store.write_concurrency,
+                                  exclusive=lambda op: isinstance(op, MatchClosed))
         self.loaded = False
         self._load_waiters: list = []
         self._pair_loop: Optional[task.LoopingCall] = None
@@ -230,7 +232,7 @@ class UtttGame(service.Service):
         self._cancel_deadline(match)
         self.open_gauge.set(len(self.matches))
 
-    def _batch_done(self, size: int, _elapsed: float) -> None:
+    def _batch_done(self, size: int) -> None:
         self.batch_size.observe(size)
 
     # -- sessions ------------------------------------------------------------------------------

@@ -86,6 +86,8 @@ class FakeRatings:
 
 
 class FakeStore:
+    write_concurrency = 1
+
     def __init__(self):
         self.ids = itertools.count(1)
         self.written = []

@@ -70,3 +70,27 @@ def test_batches_are_capped():
     writer.finish()
     writer.finish()
     assert [ops for ops, _ in writer.calls] == [["a"], ["b", "c"], ["d", "e"]]
+
+
+def test_several_batches_run_at_once_but_exclusive_writes_one_at_a_time():
+    writer = Writer()
+    commit = GroupCommit(writer, max_batch=2, max_in_flight=3,
+                         exclusive=lambda op: op.startswith("X"))
+    done = []
+    for op in ("a", "b", "X1", "c", "X2", "d"):
+        commit.submit(op).addCallback(done.append)
+    calls = lambda: [ops for ops, _ in writer.calls]  # noqa: E731
+    assert calls() == [["a"], ["b"], ["X1"]] and commit.in_flight == 3
+    writer.finish(2)  # X1 commits: c and X2 may go together
+    assert calls()[3:] == [["c", "X2"]]
+    commit.submit("X3").addCallback(done.append)
+    writer.finish(0)  # a slot frees: d goes, X3 waits for X2 (and keeps its place)
+    assert calls()[4:] == [["d"]]
+    writer.finish(1)
+    assert len(calls()) == 5  # X3 still waits although a slot is free
+    writer.finish(3)  # X2's batch commits
+    assert calls()[5:] == [["X3"]]
+    writer.finish(4)
+    writer.finish(5)
+    assert sorted(done) == sorted("done-%s" % op for op in ("a", "b", "X1", "c", "X2", "d", "X3"))
+    assert commit.drained().called
