@@ -246,14 +246,12 @@ def replay(moves) -> Board:
 
 
 def abandon_result(board: Board, leaver: int) -> tuple:
-    """(winner mark or EMPTY, reason) when `leaver` ends the game early.
+    """(winner mark, reason) when `leaver` ends the game early: the remaining player wins.
 
-    Once both players have moved, leaving is a loss; before that the match is cancelled
-    and nobody wins.
+    Once both players have moved, leaving is a loss (ABANDONED, rated); before that the
+    match is only CANCELLED: it ends the same way but is not rated.
     """
-    if board.moves >= 2:
-        return (MARK_B if leaver == MARK_A else MARK_A), ABANDONED
-    return EMPTY, CANCELLED
+    return other(leaver), (ABANDONED if board.moves >= 2 else CANCELLED)
 
 
 def timeout_result(board: Board) -> tuple:

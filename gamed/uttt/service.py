@@ -286,25 +286,20 @@ class UtttGame(service.Service):
 
     # -- updates -------------------------------------------------------------------------------
 
-    def update_text(self, match: LiveMatch, forget: bool = False) -> str:
-        state = None if forget else state_view(match.board, match.player_a.name,
-                                               match.player_b.name, match.result)
+    def update_text(self, match: LiveMatch) -> str:
+        state = state_view(match.board, match.player_a.name, match.player_b.name, match.result)
         deadline = match.last_move_at + self.settings.move_timeout
         return encode(frame(MatchUpdate(match.key, revoke_time(deadline), match.ranked, state)))
 
-    def announce(self, match: LiveMatch, forget: bool = False) -> None:
-        text = self.update_text(match, forget)
+    def announce(self, match: LiveMatch) -> None:
+        text = self.update_text(match)
         for player in match.players():
             self.send_to(player.id, text)
 
     def stored_update_text(self, row) -> str:
         """The final update of a match finished while the player was away."""
         board = rules.decode_board(row.board, row.last_move)
-        if row.reason == rules.CANCELLED:
-            state = None
-        else:
-            state = state_view(board, row.name_a, row.name_b,
-                               (row.winner, row.is_draw, row.reason))
+        state = state_view(board, row.name_a, row.name_b, (row.winner, row.is_draw, row.reason))
         deadline = row.last_move_at + self.settings.move_timeout
         return encode(frame(MatchUpdate(str(row.id), revoke_time(deadline), row.ranked, state)))
 
@@ -448,7 +443,7 @@ class UtttGame(service.Service):
         return self.writer.submit(op).addCallbacks(committed, failed)
 
     def leave(self, match: LiveMatch, player: Player) -> defer.Deferred:
-        """`end_match`: a loss once both have moved, a cancellation before."""
+        """`end_match`: the other player wins; rated only once both have moved."""
         if match.pending:
             raise rules.IllegalMove("busy", "the previous change of this match is still "
                                             "being saved; try again")
@@ -476,7 +471,7 @@ class UtttGame(service.Service):
             self.results_counter.labels(reason).inc()
             log.info("uttt: match {id} ended ({reason}), winner {winner}", id=match.id,
                      reason=reason, winner=match.player(winner).name if winner else None)
-            self.announce(match, forget=reason == rules.CANCELLED)
+            self.announce(match)
             if recorded is not None and result.ranked:
                 for player in match.players():
                     change = recorded.changes.get(player.id)

@@ -241,11 +241,11 @@ def test_board_from_cells_refuses_impossible_positions(cells, last):
         board_from_cells(cells, last)
 
 
-def test_abandoning_before_both_moved_cancels_and_after_is_a_loss():
+def test_the_remaining_player_wins_an_abandoned_game_rated_only_after_both_moved():
     board = new_board()
-    assert rules.abandon_result(board, MARK_A) == (EMPTY, rules.CANCELLED)
+    assert rules.abandon_result(board, MARK_A) == (MARK_B, rules.CANCELLED)
     board = play(board, MARK_A, Move(1, 1, 1, 1))
-    assert rules.abandon_result(board, MARK_B) == (EMPTY, rules.CANCELLED)
+    assert rules.abandon_result(board, MARK_B) == (MARK_A, rules.CANCELLED)
     board = play(board, MARK_B, Move(1, 1, 0, 0))
     assert rules.abandon_result(board, MARK_B) == (MARK_A, rules.ABANDONED)
     assert rules.abandon_result(board, MARK_A) == (MARK_B, rules.ABANDONED)

@@ -419,17 +419,21 @@ async def test_moves_on_other_players_matches_or_bad_ids_are_refused(game):
 
 @sqlite_only
 @pytest_twisted.ensureDeferred
-async def test_end_match_before_both_moved_cancels_unrated(game):
+async def test_end_match_before_both_moved_ends_it_unrated(game):
     a, b = await players(game, "cancela", "cancelb")
     match_id = await start(a, b)
     await a.move(match_id, 1, 1, 1, 1)
     await a.send("end_match", {"id": match_id})
     assert a.last("end_match_response")["success"] is True
     for client in (a, b):
-        assert client.updates(match_id)[-1]["match_state"] is None
+        state = client.updates(match_id)[-1]["match_state"]
+        assert state["game_over"] is True and state["player_won"] == "cancelb"
     assert game.matches == {}
-    rating = await game.ratings.get_rating(a.handler.player.id, "uttt")
-    assert rating.played == 0
+    for client in (a, b):
+        rating = await game.ratings.get_rating(client.handler.player.id, "uttt")
+        assert rating.played == 0 and rating.rating == 1000.0
+    history = await game.ratings.history(b.handler.player.id, "uttt")
+    assert history[0].reason == rules.CANCELLED and not history[0].ranked
 
 
 @pytest_twisted.ensureDeferred
