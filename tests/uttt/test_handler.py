@@ -87,3 +87,73 @@ def test_text_frames_that_are_not_objects_get_error_frames():
         [reply] = channel.take()
         assert reply["type"] == "error" and reply["data"]["success"] is False
         assert reply["data"]["error"] in ("malformed_json", "not_an_object")
+
+
+# -- the same handler behind the JSON-lines adapter, on a StringTransport -------------------
+
+import json  # noqa: E402
+
+from twisted.internet import task  # noqa: E402
+from twisted.internet.testing import StringTransport  # noqa: E402
+
+from gamed.core.lines import JsonLinesFactory  # noqa: E402
+from gamed.core.settings import StreamLimits  # noqa: E402
+from gamed.core.transport import StreamEndpoint  # noqa: E402
+
+
+def lines_connection(game, clock, **limits):
+    endpoint = StreamEndpoint("uttt", "lines", lambda: UtttConnection(game),
+                              StreamLimits(**limits), clock, game.core.metrics.service("uttt"))
+    proto = JsonLinesFactory(endpoint).buildProtocol(None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    return proto, transport
+
+
+def read(transport):
+    out = [json.loads(line) for line in transport.value().decode().splitlines()]
+    transport.clear()
+    return out
+
+
+def test_a_game_over_json_lines_with_crlf_and_split_packets():
+    clock = task.Clock()
+    game = UtttGame(fake_core(clock), FakeStore(), clock)
+    game.startService()
+    a, ta = lines_connection(game, clock)
+    b, tb = lines_connection(game, clock)
+    a.dataReceived(b'{"type": "temp_session", "data": {"name": "LineA"}}\r\n')
+    b.dataReceived(b'{"type": "login", "data": {"name": "lineb", ')
+    b.dataReceived(b'"pw": ""}}\n')
+    assert read(ta)[0]["data"]["user"] == "linea"
+    assert read(tb)[0]["data"]["registered"] is False
+    a.dataReceived(b'{"type": "match_request", "data": {"player": "LINEB"}}\n')
+    [update] = [m for m in read(tb) if m["type"] == "match_update"]
+    match_id = update["data"]["id"]
+    a.dataReceived(json.dumps({"type": "move", "data": {
+        "id": match_id, "sub_x": "1", "sub_y": "1", "x": "0", "y": "2"}}).encode() + b"\n")
+    for transport in (ta, tb):
+        updates = [m for m in read(transport) if m["type"] == "match_update"]
+        assert updates[-1]["data"]["match_state"]["active_player"] == "lineb"
+    b.dataReceived(b'{"type": "move", "data": {"id": "%s", "sub_x": 1, "sub_y": 1, '
+                   b'"x": 0, "y": 0}}\n' % match_id.encode())
+    [refusal] = read(tb)
+    assert refusal["type"] == "move_response" and refusal["data"]["error"] == "wrong_sub_board"
+
+
+def test_idle_connections_are_closed_with_a_uttt_error_frame():
+    clock = task.Clock()
+    game = UtttGame(fake_core(clock), FakeStore(), clock)
+    game.startService()
+    proto, transport = lines_connection(game, clock, idle_timeout=30)
+    proto.dataReceived(b'{"type": "temp_session", "data": {}}\n')
+    read(transport)
+    clock.advance(31)
+    [error] = read(transport)
+    assert error["type"] == "error" and error["data"]["error"] == "idle_timeout"
+    assert transport.disconnecting
+    from twisted.internet import error
+    from twisted.python import failure
+
+    proto.connectionLost(failure.Failure(error.ConnectionDone()))
+    assert game.connections == {}
