@@ -698,6 +698,8 @@ class UtttConnection(ConnectionHandler):
             if (account is None or not account.is_guest or game.online(account.id)
                     or game.open_count(account.id)):
                 raise AuthError("name_taken", "the name %s is not available" % name) from None
+            # the name changes hands: the previous holder's sessions must not reach it
+            yield game.accounts.revoke_sessions(account.id)
         token = yield game.accounts.open_session(account)
         yield self._start_session(account, token, LoginResponse(
             True, "logged in as temporary user %s" % account.name_key, token, False,

@@ -55,6 +55,11 @@ class FakeAccounts:
         self.sessions[token] = account
         return defer.succeed(token)
 
+    def revoke_sessions(self, account_id):
+        for token in [t for t, a in self.sessions.items() if a.id == account_id]:
+            del self.sessions[token]
+        return defer.succeed(None)
+
     def resume_session(self, token):
         return defer.succeed(self.sessions.get(token) if isinstance(token, str) else None)
 

@@ -225,8 +225,12 @@ async def test_a_temporary_name_held_by_someone_online_is_not_available(game):
     registered = Client(game)
     await registered.login("takenname")
     assert (await second.temp("takenname"))["success"] is False
+    old_session = first.session
     first.lose()  # free again once its holder left and has no open match
     assert (await second.temp("shared"))["success"] is True
+    intruder = Client(game)
+    await intruder.send("reconnect", {"id": old_session})  # the old holder's token is void
+    assert intruder.last("reconnect_response")["success"] is False
 
 
 @pytest_twisted.ensureDeferred
