@@ -163,7 +163,7 @@ class Board:
         return [sub for sub in range(9) if self.global_cells[sub] == EMPTY]
 
     def encode_cells(self) -> str:
-        return "".join(str(mark) for mark in self.cells)
+        return "".join(map(str, self.cells))
 
 
 def new_board() -> Board:
