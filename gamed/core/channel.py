@@ -34,6 +34,9 @@ class Channel(Protocol):
     def buffered(self) -> int:
         """Bytes written but not yet accepted by the kernel (for back-pressure)."""
 
+    def send_prepared(self, frame: "PreparedText") -> None:
+        """Send a frame prepared once for many connections (relays, broadcasts)."""
+
     def refuse(self, problem: "BadFrame") -> None:
         """Count a refused frame and answer it through the handler's `frame_refused`."""
 
@@ -41,6 +44,30 @@ class Channel(Protocol):
 def encode(message: Any) -> str:
     """The one JSON encoding every service sends: compact, UTF-8, no NaN."""
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+class PreparedText:
+    """One outgoing frame shared by many connections: each transport's wire form is built
+    once (the line's bytes; autobahn's PreparedMessage with the frame header) and reused."""
+
+    __slots__ = ("text", "_line", "_ws", "_ws_factory")
+
+    def __init__(self, text: str):
+        self.text = text
+        self._line = None
+        self._ws = None
+        self._ws_factory = None
+
+    def line_bytes(self) -> bytes:
+        if self._line is None:
+            self._line = self.text.encode("utf-8") + b"\n"
+        return self._line
+
+    def websocket(self, factory):
+        if self._ws_factory is not factory:
+            self._ws = factory.prepareMessage(self.text.encode("utf-8"), isBinary=False)
+            self._ws_factory = factory
+        return self._ws
 
 
 @attrs.frozen

@@ -28,11 +28,15 @@ class JsonLinesProtocol(LineReceiver):
             self.transport.loseConnection()
             return
         self.connection = Connection(endpoint, peer_of(self.transport), self._write,
-                                     self.transport.loseConnection, self.transport)
+                                     self.transport.loseConnection, self.transport,
+                                     self._write_prepared)
         self.connection.start()
 
     def _write(self, text: str) -> None:
         self.transport.write(text.encode("utf-8") + b"\n")
+
+    def _write_prepared(self, frame) -> None:
+        self.transport.write(frame.line_bytes())
 
     def lineReceived(self, line: bytes):
         connection = self.connection

@@ -43,6 +43,9 @@ class FakeChannel:
         except ValueError:
             self.sent.append(text)
 
+    def send_prepared(self, frame) -> None:
+        self.send_text(frame.text)
+
     def close(self, reason: str = "") -> None:
         self.closed = True
         self.close_reason = reason

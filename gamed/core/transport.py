@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 from twisted.logger import Logger
 
-from gamed.core.channel import BadFrame, ConnectionHandler, HandlerFactory, encode
+from gamed.core.channel import BadFrame, ConnectionHandler, HandlerFactory, PreparedText, encode
 from gamed.core.metrics import ServiceStats
 from gamed.core.ratelimit import TokenBucket
 from gamed.core.settings import StreamLimits
@@ -45,14 +45,17 @@ class Connection:
     """
 
     def __init__(self, endpoint: StreamEndpoint, peer: str, write: Callable[[str], None],
-                 lose: Callable[[], None], tcp_transport):
+                 lose: Callable[[], None], tcp_transport,
+                 write_prepared: Optional[Callable[[PreparedText], None]] = None):
         self.endpoint = endpoint
         self.peer = peer
         self.transport = endpoint.transport
         self._write = write
+        self._write_prepared = write_prepared or (lambda frame: write(frame.text))
         self._lose = lose
         self._tcp = tcp_transport
         self.closed = False
+        self.close_reason = ""
         limits = endpoint.limits
         clock = endpoint.clock
         self.bucket = TokenBucket(limits.rate, limits.burst, clock.seconds)
@@ -83,7 +86,8 @@ class Connection:
         endpoint.open -= 1
         endpoint.stats.connection_closed(endpoint.transport)
         try:
-            self.handler.connection_lost(reason)
+            # our own reason (slow_reader, flood, idle_timeout) when we closed it
+            self.handler.connection_lost(self.close_reason or reason)
         except Exception:
             log.failure("connection_lost of {service} handler failed", service=endpoint.service)
 
@@ -142,22 +146,33 @@ class Connection:
         self.send_text(encode(message))
 
     def send_text(self, text: str) -> None:
-        if self.closed:
-            return
-        if self.buffered() > self.endpoint.limits.max_send_buffer:
-            self.endpoint.stats.error("slow_reader")
-            log.info("{service}: dropping slow reader {peer} ({size} bytes unsent)",
-                     service=self.endpoint.service, peer=self.peer, size=self.buffered())
-            self.close("slow_reader")
-            self._tcp.abortConnection()
+        if self.closed or self._too_slow():
             return
         self.endpoint.stats.messages_out += 1
         self._write(text)
+
+    def send_prepared(self, frame: PreparedText) -> None:
+        if self.closed or self._too_slow():
+            return
+        self.endpoint.stats.messages_out += 1
+        self._write_prepared(frame)
+
+    def _too_slow(self) -> bool:
+        """Past the send-buffer cap the reader is dropped (it would grow memory forever)."""
+        if self.buffered() <= self.endpoint.limits.max_send_buffer:
+            return False
+        self.endpoint.stats.error("slow_reader")
+        log.info("{service}: dropping slow reader {peer} ({size} bytes unsent)",
+                 service=self.endpoint.service, peer=self.peer, size=self.buffered())
+        self.close("slow_reader")
+        self._tcp.abortConnection()
+        return True
 
     def close(self, reason: str = "") -> None:
         if self.closed:
             return
         self.closed = True
+        self.close_reason = reason
         log.debug("{service}: closing {peer}: {reason}", service=self.endpoint.service,
                   peer=self.peer, reason=reason)
         self._lose()

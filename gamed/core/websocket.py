@@ -28,11 +28,14 @@ class JsonWebSocketProtocol(WebSocketServerProtocol):
             self.sendClose(code=4013, reason="server full")
             return
         self.connection = Connection(endpoint, peer_of(self.transport), self._write,
-                                     self._close, self.transport)
+                                     self._close, self.transport, self._write_prepared)
         self.connection.start()
 
     def _write(self, text: str) -> None:
         self.sendMessage(text.encode("utf-8"), isBinary=False)
+
+    def _write_prepared(self, frame) -> None:
+        self.sendPreparedMessage(frame.websocket(self.factory))
 
     def _close(self) -> None:
         self.sendClose(code=1000)

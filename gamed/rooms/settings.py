@@ -15,3 +15,6 @@ class RoomsSettings(StreamLimits):
     max_players: int = 8
     #: relay frames queued between event_room_start and the ack before the client is dropped
     max_queued_frames: int = 64
+    #: token bucket per connection: relayed games send many small frames
+    rate: float = 1000.0
+    burst: int = 2000

@@ -1,0 +1,104 @@
+"""The rooms wire shapes: lobby requests (seed and real-client names) and server messages.
+
+Requests are read leniently where the seed and the real client differ (`requestId` /
+`request_id` / `responseId`, `isHost` / `host`) and strictly where types matter; a bad
+field raises `BadRequest` with the error code to send back.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import attrs
+
+MAX_USERNAME = 32
+
+
+class BadRequest(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@attrs.frozen
+class LoginDetails:
+    username: str
+    avatar: int = 0
+    color: int = 0
+    border_color: int = 0
+
+
+def _int_field(details: dict, name: str) -> int:
+    value = details.get(name, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest("invalid_details", "details.%s must be an integer" % name)
+    if not -(2 ** 53) <= value <= 2 ** 53:
+        raise BadRequest("invalid_details", "details.%s is out of range" % name)
+    return value
+
+
+def login_details(request: dict) -> LoginDetails:
+    """The PlayerObject a client logs in with; `id` and `host`/`isHost` are the server's."""
+    details = request.get("details")
+    if not isinstance(details, dict):
+        raise BadRequest("invalid_details", "login needs a details object with a username")
+    username = details.get("username")
+    if not isinstance(username, str) or not username.strip():
+        raise BadRequest("invalid_name", "details.username must be a non-empty string")
+    username = username.strip()
+    if len(username) > MAX_USERNAME or any(ord(c) < 32 for c in username):
+        raise BadRequest("invalid_name", "details.username must be 1 to %d printable characters"
+                         % MAX_USERNAME)
+    return LoginDetails(username, _int_field(details, "avatar"), _int_field(details, "color"),
+                        _int_field(details, "border_color"))
+
+
+def invite_of(request: dict) -> Any:
+    invite = request.get("inviteId", request.get("invite_id"))
+    if not isinstance(invite, str) or not invite:
+        raise BadRequest("room_not_found", "room_join needs an inviteId string")
+    return invite
+
+
+def connection_type_of(request: dict) -> str:
+    value = request.get("connectionType", request.get("connection_type", "server_broadcast"))
+    if not isinstance(value, str):
+        raise BadRequest("unsupported_connection_type", "connectionType must be a string")
+    return value
+
+
+def response(server_id: int, kind: str, request_id: Any, **fields) -> dict:
+    """A reply: its own id, the request's id under both spellings, then the fields."""
+    message = {"id": server_id, "type": kind, "requestId": request_id,
+               "request_id": request_id, "result": "ok"}
+    message.update(fields)
+    return message
+
+
+def error(server_id: int, origin_id: Optional[Any], code: str, text: str) -> dict:
+    return {"id": server_id, "type": "error", "originId": origin_id, "error": code,
+            "errorMessage": text}
+
+
+def sender_prefix(player_id: str) -> str:
+    """The text put in front of a relayed object's body: '{"sender":"ID",'."""
+    import json
+
+    return '{"sender":' + json.dumps(player_id) + ","
+
+
+def with_sender(prefix: str, frame: str) -> Optional[str]:
+    """The frame with "sender" added as the object's first field, without decoding it;
+    None when the frame is not a JSON object (it cannot carry a sender)."""
+    if frame[:1] != "{":
+        stripped = frame.lstrip()
+        if stripped[:1] != "{":
+            return None
+        frame = stripped
+    body = frame[1:]
+    if body.lstrip()[:1] == "}":  # the empty object: no comma after sender
+        return prefix[:-1] + body.lstrip()
+    return prefix + body

@@ -1,0 +1,282 @@
+"""The rooms service: the lobby over WebSocket and TCP lines, then the raw relay.
+
+`RoomsService` owns the `Lobby` (pure state) and numbers every server message;
+`RoomsConnection` is the per-connection handler. Until a player acknowledges
+`event_room_start` its frames are lobby requests (JSON, dispatched by type); after the
+ack every frame not starting with `#` is relayed to the room's other players with
+`"sender"` spliced in as the first field (the frame is never decoded), built once for
+all peers. Frames for a peer that has not acked yet are queued, up to a limit.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Optional
+
+from twisted.application import service
+from twisted.logger import Logger
+
+from gamed.core.channel import BadFrame, ConnectionHandler, PreparedText, encode
+from gamed.rooms.messages import (BadRequest, connection_type_of, error, invite_of,
+                                  login_details, response, sender_prefix, with_sender)
+from gamed.rooms.rules import LOBBY, RELAY, STARTING, Lobby, Player, RoomError
+from gamed.rooms.settings import RoomsSettings
+
+log = Logger(namespace="gamed.rooms")
+
+
+class RoomsService(service.Service):
+    name = "rooms"
+
+    def __init__(self, settings: RoomsSettings, metrics=None,
+                 new_token=secrets.token_urlsafe):
+        self.settings = settings
+        # invite codes: 12 random bytes = 96 bits, URL-safe
+        self.lobby = Lobby(lambda: new_token(12), lambda: new_token(9), settings.max_players)
+        self.connections: set = set()
+        self.message_id = 0
+        self.draining = False
+        if metrics is not None:
+            metrics.gauge("rooms_open", "Open rooms").set_function(lambda: len(self.lobby.rooms))
+            metrics.gauge("rooms_players", "Players logged in to the rooms lobby").set_function(
+                lambda: sum(1 for c in self.connections if c.player is not None))
+
+    def next_id(self) -> int:
+        self.message_id += 1
+        return self.message_id
+
+    def handler(self) -> "RoomsConnection":
+        return RoomsConnection(self)
+
+    def new_player_id(self) -> str:
+        return secrets.token_hex(6)
+
+    def stopService(self):
+        """Drain: tell every player in its current phase's words, then close."""
+        service.Service.stopService(self)
+        self.draining = True
+        for connection in list(self.connections):
+            connection.server_closing()
+
+
+class RoomsConnection(ConnectionHandler):
+    """One client connection: logged-out, in the lobby, starting, or relaying."""
+
+    def __init__(self, rooms: RoomsService):
+        self.rooms = rooms
+        self.player: Optional[Player] = None
+        self.prefix = ""
+        self.pending: list = []
+        self.dispatch = {
+            "login": self.on_login,
+            "room_create": self.on_create,
+            "room_join": self.on_join,
+            "room_leave": self.on_leave,
+            "room_start": self.on_start,
+            "event_room_start_ack": self.on_ack,
+            "event_room_start_acknowledge": self.on_ack,
+        }
+
+    # -- connection life ----------------------------------------------------------------------
+
+    def connection_made(self, channel):
+        super().connection_made(channel)
+        self.rooms.connections.add(self)
+
+    def connection_lost(self, reason: str):
+        self.rooms.connections.discard(self)
+        if self.player is not None and self.player.room is not None:
+            self.leave_room(reason or "disconnected")
+        self.player = None
+
+    def server_closing(self):
+        player = self.player
+        if player is not None and player.phase == RELAY:
+            self.control({"type": "server_closing", "reason": "the server is shutting down"})
+        else:
+            self.send_event("event_server_closing", reason="the server is shutting down")
+        self.channel.close("server shutdown")
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def send_event(self, kind: str, **fields):
+        message = {"id": self.rooms.next_id(), "type": kind}
+        message.update(fields)
+        self.channel.send(message)
+
+    def reply(self, kind: str, request_id, **fields):
+        self.channel.send(response(self.rooms.next_id(), kind, request_id, **fields))
+
+    def error_message(self, code, detail, request):
+        origin = request.get("id") if isinstance(request, dict) else None
+        return error(self.rooms.next_id(), origin, code, detail)
+
+    def fail(self, request: dict, code: str, text: str):
+        self.channel.send(self.error_message(code, text, request))
+
+    def control(self, message: dict):
+        message = dict(message, id=self.rooms.next_id())
+        self.channel.send_text("#" + encode(message))
+
+    # -- incoming ---------------------------------------------------------------------------
+
+    def text_received(self, text: str):
+        player = self.player
+        if player is not None and player.phase == RELAY:
+            if text[:1] == "#":
+                self.control_received(text[1:])
+            else:
+                self.relay(player, text)
+            return
+        if text[:1] == "#":
+            self.control_received(text[1:])
+            return
+        super().text_received(text)
+
+    def message_received(self, message: dict):
+        kind = message.get("type")
+        handler = self.dispatch.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            self.fail(message, "unknown_type", "unknown message type %r" % (kind,))
+            return
+        if self.player is None and kind != "login":
+            self.fail(message, "not_logged_in", "log in first")
+            return
+        try:
+            handler(message)
+        except (BadRequest, RoomError) as exc:
+            self.fail(message, exc.code, exc.message)
+
+    # -- lobby --------------------------------------------------------------------------------
+
+    def on_login(self, request: dict):
+        if self.player is not None:
+            raise BadRequest("already_logged_in", "this connection is already logged in")
+        details = login_details(request)
+        player_id = self.rooms.new_player_id()
+        self.player = Player(player_id, details.username, details.avatar, details.color,
+                             details.border_color, link=self)
+        self.prefix = sender_prefix(player_id)
+        log.info("rooms: {name} logged in as {player_id} from {peer}", name=details.username,
+                 player_id=player_id, peer=self.channel.peer)
+        self.reply("login_response", request.get("id"), playerId=player_id,
+                   player=self.player.describe())
+
+    def on_create(self, request: dict):
+        room = self.rooms.lobby.create(self.player)
+        self.reply("room_create_response", request.get("id"), players=room.describe(),
+                   inviteId=room.invite)
+
+    def on_join(self, request: dict):
+        room = self.rooms.lobby.join(self.player, invite_of(request))
+        self.reply("room_join_response", request.get("id"), players=room.describe(),
+                   inviteId=room.invite)
+        joined = self.player.describe()
+        for other in room.others(self.player):
+            other.link.send_event("event_player_joined", player=joined)
+
+    def on_leave(self, request: dict):
+        if self.player.room is None:
+            raise RoomError("not_in_room", "you are not in a room")
+        self.leave_room("left")
+        self.reply("room_leave_response", request.get("id"))
+
+    def leave_room(self, reason: str):
+        player = self.player
+        departure = self.rooms.lobby.leave(player)
+        self.pending = []
+        new_host = departure.new_host.id if departure.new_host is not None else None
+        for other in departure.remaining:
+            if other.phase == RELAY:
+                fields = {"type": "player_left", "player": player.id, "reason": reason}
+                if new_host is not None:
+                    fields["newHost"] = new_host
+                other.link.control(fields)
+            else:
+                fields = {"player": player.id, "reason": reason}
+                if new_host is not None:
+                    fields["newHost"] = new_host
+                other.link.send_event("event_player_left", **fields)
+
+    def on_start(self, request: dict):
+        room = self.rooms.lobby.start(self.player, connection_type_of(request))
+        for member in room.players:
+            member.link.pending = []
+            member.link.send_event("event_room_start", connectionType=room.connection_type,
+                                   broadcastId=room.broadcast_id,
+                                   players=room.describe())
+
+    def on_ack(self, request: dict):
+        self.rooms.lobby.acknowledge(self.player)
+        queued, self.pending = self.pending, []
+        for frame in queued:
+            self.channel.send_prepared(frame)
+
+    # -- relay --------------------------------------------------------------------------------
+
+    def relay(self, player: Player, text: str):
+        out = with_sender(self.prefix, text)
+        if out is None:
+            self.channel.refuse(BadFrame("not_an_object",
+                                         "relay frames must be JSON objects ({...})"))
+            return
+        frame = PreparedText(out)
+        limit = self.rooms.settings.max_queued_frames
+        for peer in player.room.players:
+            if peer is player:
+                continue
+            phase = peer.phase
+            if phase == RELAY:
+                peer.link.channel.send_prepared(frame)
+            elif phase == STARTING:
+                link = peer.link
+                if len(link.pending) >= limit:
+                    log.info("rooms: dropping {player_id}: {limit} frames queued before its ack",
+                             player_id=peer.id, limit=limit)
+                    link.pending = []
+                    link.channel.close("relay_queue_full")
+                else:
+                    link.pending.append(frame)
+
+    def control_received(self, text: str):
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            self.control({"type": "error", "error": "malformed_control",
+                          "errorMessage": "a control frame is '#' then a JSON object"})
+            return
+        kind = message.get("type")
+        if kind != "end_game":
+            self.control({"type": "error", "originId": message.get("id"), "error": "unknown_type",
+                          "errorMessage": "unknown control frame %r" % (kind,)})
+            return
+        if self.player is None:
+            self.control({"type": "error", "originId": message.get("id"),
+                          "error": "not_logged_in", "errorMessage": "log in first"})
+            return
+        try:
+            room = self.rooms.lobby.end_game(self.player)
+        except RoomError as exc:
+            self.control({"type": "error", "originId": message.get("id"), "error": exc.code,
+                          "errorMessage": exc.message})
+            return
+        self.pending = []
+        self.control({"type": "end_game_ack", "requestId": message.get("id"),
+                      "players": room.describe()})
+
+
+def make_service(core) -> service.IService:
+    settings: RoomsSettings = core.config.rooms
+    top = service.MultiService()
+    rooms = RoomsService(settings, core.metrics)
+    rooms.setServiceParent(top)
+    for listener in (
+            core.stream_listeners("rooms", settings.websocket, rooms.handler, settings,
+                                  websocket=True),
+            core.stream_listeners("rooms", settings.listen, rooms.handler, settings)):
+        if listener is not None:
+            listener.setServiceParent(top)
+    return top
