@@ -370,8 +370,8 @@ class UtttGame(service.Service):
         def created(match_id):
             match = LiveMatch(match_id, player_a, player_b, ranked, rules.new_board(), now, now)
             self._register(match)
-            log.info("uttt: match {id} started: {a} vs {b} ({kind})", id=match_id,
-                     a=player_a.name, b=player_b.name, kind="ranked" if ranked else "unranked")
+            log.debug("uttt: match {id} started: {a} vs {b} ({kind})", id=match_id,
+                      a=player_a.name, b=player_b.name, kind="ranked" if ranked else "unranked")
             self.announce(match)
             if invite:
                 self.send_to(player_b.id, encode(frame(Invite(player_a.name, match.key))))

@@ -157,3 +157,28 @@ def test_idle_connections_are_closed_with_a_uttt_error_frame():
 
     proto.connectionLost(failure.Failure(error.ConnectionDone()))
     assert game.connections == {}
+
+
+def test_requests_wait_for_the_open_matches_and_loading_is_retried():
+    from twisted.internet import defer
+
+    clock = task.Clock()
+    store = FakeStore()
+    attempts = []
+
+    def flaky():
+        attempts.append(clock.seconds())
+        if len(attempts) == 1:
+            return defer.fail(RuntimeError("database not up yet"))
+        return defer.succeed([])
+
+    store.open_matches = flaky
+    game = UtttGame(fake_core(clock), store, clock)
+    game.startService()
+    handler = UtttConnection(game)
+    channel = connect(handler, FakeChannel())
+    handler.message_received({"type": "temp_session", "data": {"name": "early"}})
+    assert channel.take() == [] and not game.loaded  # held, not refused
+    clock.advance(5)
+    assert attempts == [0, 5] and game.loaded
+    assert channel.take()[0]["data"]["success"] is True
