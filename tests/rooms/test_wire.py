@@ -1,0 +1,157 @@
+"""rooms over real loopback sockets: TCP and WebSocket players in one room, back-pressure."""
+
+import json
+import socket
+
+import pytest_twisted
+from twisted.internet import reactor, task, threads
+from twisted.internet.endpoints import TCP4ServerEndpoint
+
+from gamed.core.lines import JsonLinesFactory
+from gamed.core.metrics import Metrics
+from gamed.core.transport import StreamEndpoint
+from gamed.core.websocket import websocket_factory
+from gamed.rooms.service import RoomsService
+from gamed.rooms.settings import RoomsSettings
+
+
+async def listen(settings):
+    metrics = Metrics()
+    rooms = RoomsService(settings, metrics)
+    stats = metrics.service("rooms")
+    ports = {}
+    for kind, make in (("lines", JsonLinesFactory), ("websocket", websocket_factory)):
+        endpoint = StreamEndpoint("rooms", kind, rooms.handler, settings, reactor, stats)
+        ports[kind] = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+            make(endpoint))
+    return rooms, stats, ports
+
+
+class LineClient:
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buf = b""
+
+    def send_text(self, text):
+        self.sock.sendall(text.encode() + b"\n")
+
+    def recv_text(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def close(self):
+        self.sock.close()
+
+
+class WsClient:
+    def __init__(self, port):
+        import websocket
+
+        self.ws = websocket.create_connection("ws://127.0.0.1:%d/game" % port, timeout=5)
+
+    def send_text(self, text):
+        self.ws.send(text)
+
+    def recv_text(self):
+        return self.ws.recv()
+
+    def close(self):
+        self.ws.close()
+
+
+def converse(client, message, want):
+    client.send_text(json.dumps(message))
+    while True:
+        reply = json.loads(client.recv_text())
+        if reply.get("type") == want:
+            return reply
+
+
+def lobby_script(ports):
+    host = WsClient(ports["websocket"].getHost().port)
+    guest = LineClient(ports["lines"].getHost().port)
+    host_id = converse(host, {"id": 0, "type": "login", "details": {"username": "wsann"}},
+                       "login_response")["playerId"]
+    guest_id = converse(guest, {"id": 0, "type": "login", "details": {"username": "tcpben"}},
+                        "login_response")["playerId"]
+    invite = converse(host, {"id": 1, "type": "room_create"}, "room_create_response")["inviteId"]
+    converse(guest, {"id": 1, "type": "room_join", "inviteId": invite}, "room_join_response")
+    host.send_text(json.dumps({"id": 2, "type": "room_start",
+                               "connectionType": "server_broadcast"}))
+    for client in (host, guest):
+        event = None
+        while event is None or event.get("type") != "event_room_start":
+            event = json.loads(client.recv_text())
+        client.send_text(json.dumps({"id": 3, "type": "event_room_start_ack",
+                                     "requestId": event["id"]}))
+    return host, guest, host_id, guest_id
+
+
+@pytest_twisted.ensureDeferred
+async def test_websocket_and_tcp_players_share_a_room_and_relay():
+    rooms, stats, ports = await listen(RoomsSettings())
+    try:
+        def script():
+            host, guest, host_id, guest_id = lobby_script(ports)
+            host.send_text('{"type":"hello","n":1}')
+            from_host = guest.recv_text()
+            guest.send_text('{"type":"back","n":2}')
+            from_guest = host.recv_text()
+            host.close()
+            left = guest.recv_text()
+            guest.close()
+            return from_host, from_guest, left, host_id, guest_id
+
+        from_host, from_guest, left, host_id, guest_id = await threads.deferToThread(script)
+        assert from_host == '{"sender":"%s","type":"hello","n":1}' % host_id
+        assert from_guest == '{"sender":"%s","type":"back","n":2}' % guest_id
+        assert left.startswith("#")
+        control = json.loads(left[1:])
+        assert control["type"] == "player_left" and control["player"] == host_id
+        assert control["newHost"] == guest_id
+    finally:
+        for port in ports.values():
+            await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_player_who_stops_reading_is_dropped_and_the_others_told():
+    settings = RoomsSettings(max_send_buffer=64 * 1024, rate=100000.0, burst=100000)
+    rooms, stats, ports = await listen(settings)
+    try:
+        def script():
+            host, guest, host_id, guest_id = lobby_script(ports)
+            guest.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            frame = '{"type":"spam","pad":"%s"}' % ("x" * 1000)
+            for _ in range(5000):  # ~5 MB towards a guest who never reads
+                try:
+                    host.send_text(frame)
+                except Exception:
+                    break
+            return host, guest_id
+
+        host, guest_id = await threads.deferToThread(script)
+        for _ in range(500):
+            if stats.errors.get("slow_reader"):
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        assert stats.errors.get("slow_reader") == 1
+
+        def read_left():
+            while True:
+                text = host.recv_text()
+                if text.startswith("#"):
+                    host.close()
+                    return json.loads(text[1:])
+
+        left = await threads.deferToThread(read_left)
+        assert left["type"] == "player_left" and left["player"] == guest_id
+        assert left["reason"] == "slow_reader"
+    finally:
+        for port in ports.values():
+            await port.stopListening()
