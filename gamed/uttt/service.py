@@ -327,8 +327,11 @@ class UtttGame(service.Service):
         self.send_to(account_id, encode(message))
 
     def _presence_changed(self, account_id: int, game: str, online: bool) -> None:
-        if game != GAME:
-            return
+        if game == GAME:
+            self._friends_changed(account_id)
+
+    def _friends_changed(self, account_id: int) -> None:
+        """Send fresh friends_updates to the online friends of `account_id`."""
         d = self._tell_friends(account_id)
         d.addErrback(lambda f: log.failure("uttt: telling friends of {id} failed", f,
                                            id=account_id))
@@ -480,6 +483,7 @@ class UtttGame(service.Service):
                         if player.id in self.players:
                             self.players[player.id].rating = change.after
                     self._push_elo(self.players.get(player.id, player))
+                    self._friends_changed(player.id)  # their lists show this rating
             return match
 
         def failed(reason_):

@@ -644,3 +644,17 @@ async def test_a_match_that_cannot_be_stored_is_refused_not_announced(game):
     assert reply["data"]["success"] is False and reply["data"]["error"] == "internal_error"
     assert a.updates() == [] and b.take() == []
     assert game.open_count(a.handler.player.id) == 0  # the reservation was released
+
+
+@sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_friends_see_a_new_rating_after_a_ranked_result(game):
+    a, b, fan = await players(game, "rated_a", "rated_b", "rated_fan")
+    await fan.send("friend_request", {"user": "rated_a"})
+    match_id = await start(a, b)
+    await a.move(match_id, 1, 1, 1, 1)
+    await b.move(match_id, 1, 1, 0, 0)
+    fan.take()
+    await b.send("end_match", {"id": match_id})
+    await eventually(lambda: any(m["type"] == "friends_update" and m["data"]["elos"][0] > 1000
+                                 for m in fan.channel.sent))
