@@ -1,4 +1,5 @@
-"""uttt in the real daemon: every acknowledged move survives a crash (SIGKILL) or a stop.
+"""uttt in the real daemon: every acknowledged move survives a crash (SIGKILL) or a stop,
+on SQLite and on PostgreSQL.
 
 `twistd gamed` runs with only the uttt listeners. Two WebSocket clients play; the daemon is
 killed right after the last acknowledged move and started again on the same database;
@@ -14,8 +15,6 @@ import sys
 import time
 
 import pytest
-
-pytestmark = pytest.mark.sqlite_only
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 MOVES = [(0, 0, 0, 1), (0, 1, 0, 0), (0, 0, 1, 1), (1, 1, 0, 0), (0, 0, 2, 1),
@@ -66,8 +65,9 @@ class Daemon:
 
 
 @pytest.fixture
-def daemon(tmp_path):
-    running = Daemon(tmp_path, "sqlite:///" + str(tmp_path / "gamed.sqlite3"))
+def daemon(tmp_path, database_url):
+    """The daemon on a fresh SQLite file or an emptied PostgreSQL database."""
+    running = Daemon(tmp_path, database_url)
     running.start()
     yield running
     running.stop(signal.SIGKILL)
