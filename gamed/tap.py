@@ -131,10 +131,20 @@ class GamedService(service.MultiService):
     def stopService(self):
         log.info("shutting down: draining players (grace {grace} s)",
                  grace=self.core.config.shutdown.grace_period)
-        d = defer.maybeDeferred(super().stopService)
+        d = defer.ensureDeferred(self._stop_in_order())
         d.addTimeout(self.core.config.shutdown.grace_period + 10, self.core.reactor)
         d.addErrback(lambda f: log.failure("shutdown did not complete cleanly", f))
         return d
+
+    async def _stop_in_order(self):
+        """One child after another, newest first, each awaited: the games finish writing
+        their results before the accounts pool and the database close."""
+        service.Service.stopService(self)
+        for child in reversed(list(self)):
+            try:
+                await defer.maybeDeferred(child.stopService)
+            except Exception:
+                log.failure("stopping {child} failed", child=getattr(child, "name", child))
 
 
 def build_services(core: Core) -> service.MultiService:

@@ -143,14 +143,20 @@ class AccountService(service.Service):
         return password
 
     def _throttle(self, name: str, peer: str) -> None:
-        if not self.by_address.allow(host_of(peer)):
+        """Refuse while the address or the name has too many recent failures (checked
+        before any bcrypt work; only failures fill the buckets, see _failed)."""
+        if self.by_address.full(host_of(peer)):
             self._count("throttled")
             raise AuthError("throttled", "too many login attempts from your address; retry in "
                                          "%d s" % (self.by_address.retry_after(host_of(peer)) + 1))
-        if not self.by_account.allow(name_key(name)):
+        if self.by_account.full(name_key(name)):
             self._count("throttled")
             raise AuthError("throttled", "too many login attempts for this name; retry in %d s"
                             % (self.by_account.retry_after(name_key(name)) + 1))
+
+    def _failed(self, name: str, peer: str) -> None:
+        self.by_address.allow(host_of(peer))
+        self.by_account.allow(name_key(name))
 
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
@@ -186,9 +192,11 @@ class AccountService(service.Service):
         account, hashed = found if found is not None else (None, None)
         ok = yield self.check_password(password[:256], hashed)
         if not ok or account is None:
+            self._failed(name, peer)
             self._count("bad_credentials")
             raise AuthError("bad_credentials", "wrong name or password")
         if account.banned:
+            self._failed(name, peer)
             self._count("banned")
             raise AuthError("banned", "this account is banned")
         self._count("ok")

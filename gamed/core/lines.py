@@ -18,6 +18,9 @@ class JsonLinesProtocol(LineReceiver):
         self.connection: Connection | None = None
 
     def connectionMade(self):
+        # game messages are small and latency-bound: never wait for Nagle
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)
         endpoint = self.endpoint
         if endpoint.full():
             endpoint.stats.connections_refused += 1

@@ -56,6 +56,10 @@ class LeakyBuckets:
         self.levels[key] = (level + 1.0, self.now())
         return True
 
+    def full(self, key: Hashable) -> bool:
+        """True when one more attempt would overflow (nothing is added)."""
+        return self.level(key) + 1.0 > self.capacity
+
     def retry_after(self, key: Hashable) -> float:
         """Seconds until one more attempt fits."""
         excess = self.level(key) + 1.0 - self.capacity

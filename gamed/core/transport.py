@@ -52,6 +52,13 @@ class Connection:
         self.transport = endpoint.transport
         self._write = write
         self._write_prepared = write_prepared or (lambda frame: write(frame.text))
+        self._stats = endpoint.stats
+        self._max_send_buffer = endpoint.limits.max_send_buffer
+        # a Twisted TCP transport exposes its unsent data (dataBuffer, offset, _tempDataLen)
+        self._measurable = all(hasattr(tcp_transport, name)
+                               for name in ("dataBuffer", "offset", "_tempDataLen"))
+        # JSON lines write a prepared frame's bytes straight to the transport
+        self._lines = endpoint.transport == "lines" and tcp_transport is not None
         self._lose = lose
         self._tcp = tcp_transport
         self.closed = False
@@ -148,25 +155,37 @@ class Connection:
     def send_text(self, text: str) -> None:
         if self.closed or self._too_slow():
             return
-        self.endpoint.stats.messages_out += 1
+        self._stats.messages_out += 1
         self._write(text)
 
     def send_prepared(self, frame: PreparedText) -> None:
-        if self.closed or self._too_slow():
+        # the relay's hot path: one call per peer per frame, so the checks are inline
+        if self.closed:
             return
-        self.endpoint.stats.messages_out += 1
-        self._write_prepared(frame)
+        tcp = self._tcp
+        if self._measurable and (len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen
+                                 > self._max_send_buffer):
+            self._drop_slow_reader()
+            return
+        self._stats.messages_out += 1
+        if self._lines:
+            tcp.write(frame._line or frame.line_bytes())
+        else:
+            self._write_prepared(frame)
 
     def _too_slow(self) -> bool:
-        """Past the send-buffer cap the reader is dropped (it would grow memory forever)."""
-        if self.buffered() <= self.endpoint.limits.max_send_buffer:
+        if self.buffered() <= self._max_send_buffer:
             return False
-        self.endpoint.stats.error("slow_reader")
+        self._drop_slow_reader()
+        return True
+
+    def _drop_slow_reader(self) -> None:
+        """Past the send-buffer cap the reader is dropped (it would grow memory forever)."""
+        self._stats.error("slow_reader")
         log.info("{service}: dropping slow reader {peer} ({size} bytes unsent)",
                  service=self.endpoint.service, peer=self.peer, size=self.buffered())
         self.close("slow_reader")
         self._tcp.abortConnection()
-        return True
 
     def close(self, reason: str = "") -> None:
         if self.closed:

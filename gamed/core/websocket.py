@@ -17,6 +17,9 @@ class JsonWebSocketProtocol(WebSocketServerProtocol):
         return None
 
     def onOpen(self):
+        # autobahn sets TCP_NODELAY before it reads the factory option: set it here
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)
         endpoint: StreamEndpoint = self.factory.endpoint
         if endpoint.full():
             endpoint.stats.connections_refused += 1

@@ -52,6 +52,8 @@ class Room:
     #: set while a game runs (from room_start until every player is back or gone)
     broadcast_id: Optional[str] = None
     connection_type: str = "server_broadcast"
+    #: bumped on every change of membership or phase (lets the relay cache its targets)
+    changes: int = 0
 
     @property
     def playing(self) -> bool:
@@ -115,6 +117,7 @@ class Lobby:
         room.players.append(player)
         player.room = room
         player.phase = LOBBY
+        room.changes += 1
         return room
 
     def leave(self, player: Player) -> Departure:
@@ -135,6 +138,7 @@ class Lobby:
             new_host = room.host
         if room.playing and not any(p.phase != LOBBY for p in room.players):
             room.broadcast_id = None  # nobody is in the game any more
+        room.changes += 1
         return Departure(room, tuple(room.players), new_host, closed, was_playing)
 
     def start(self, player: Player, connection_type="server_broadcast") -> Room:
@@ -154,6 +158,7 @@ class Lobby:
         room.connection_type = connection_type
         for member in room.players:
             member.phase = STARTING
+        room.changes += 1
         return room
 
     def acknowledge(self, player: Player) -> Room:
@@ -161,6 +166,7 @@ class Lobby:
         if room is None or player.phase != STARTING:
             raise RoomError("not_starting", "there is no room start to acknowledge")
         player.phase = RELAY
+        room.changes += 1
         return room
 
     def end_game(self, player: Player) -> Room:
@@ -171,4 +177,5 @@ class Lobby:
         player.phase = LOBBY
         if all(p.phase == LOBBY for p in room.players):
             room.broadcast_id = None
+        room.changes += 1
         return room

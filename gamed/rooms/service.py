@@ -68,6 +68,10 @@ class RoomsConnection(ConnectionHandler):
         self.player: Optional[Player] = None
         self.prefix = ""
         self.pending: list = []
+        # the relay's targets, rebuilt when the room changes: (room, room.changes)
+        self._targets_of = None
+        self._sends: list = []
+        self._starting: list = []
         self.dispatch = {
             "login": self.on_login,
             "room_create": self.on_create,
@@ -222,22 +226,25 @@ class RoomsConnection(ConnectionHandler):
                                          "relay frames must be JSON objects ({...})"))
             return
         frame = PreparedText(out)
-        limit = self.rooms.settings.max_queued_frames
-        for peer in player.room.players:
-            if peer is player:
-                continue
-            phase = peer.phase
-            if phase == RELAY:
-                peer.link.channel.send_prepared(frame)
-            elif phase == STARTING:
-                link = peer.link
-                if len(link.pending) >= limit:
-                    log.info("rooms: dropping {player_id}: {limit} frames queued before its ack",
-                             player_id=peer.id, limit=limit)
-                    link.pending = []
-                    link.channel.close("relay_queue_full")
-                else:
-                    link.pending.append(frame)
+        room = player.room
+        if self._targets_of != (room, room.changes):
+            self._rebuild_targets(player, room)
+        for send in self._sends:
+            send(frame)
+        for link in self._starting:
+            if len(link.pending) >= self.rooms.settings.max_queued_frames:
+                log.info("rooms: dropping {player_id}: {limit} frames queued before its ack",
+                         player_id=link.player.id, limit=len(link.pending))
+                link.pending = []
+                link.channel.close("relay_queue_full")
+            else:
+                link.pending.append(frame)
+
+    def _rebuild_targets(self, player: Player, room) -> None:
+        others = [p for p in room.players if p is not player]
+        self._sends = [p.link.channel.send_prepared for p in others if p.phase == RELAY]
+        self._starting = [p.link for p in others if p.phase == STARTING]
+        self._targets_of = (room, room.changes)
 
     def control_received(self, text: str):
         try:

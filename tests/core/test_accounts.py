@@ -74,18 +74,22 @@ async def test_bcrypt_runs_off_the_reactor_thread(core, monkeypatch):
 async def test_login_throttling_per_address_and_per_account(core):
     settings = core.accounts.settings
     await core.accounts.register("erin", "pw", "9.9.9.9:1")
-    for i in range(settings.account_burst - 1):
+    # successes never fill a bucket
+    for i in range(settings.address_burst + 5):
+        await core.accounts.login("erin", "pw", "9.9.9.9:%d" % i)
+    # failures for one name, from many addresses: the name is throttled, even with the
+    # right password, and the reply says when to retry
+    for i in range(settings.account_burst):
         await refused(core.accounts.login("erin", "bad", "10.0.0.%d:1" % i), "bad_credentials")
     error = await refused(core.accounts.login("erin", "pw", "10.0.1.1:1"), "throttled")
     assert "retry" in error.message
-    # another name from a fresh address is not affected
+    # failures from one address, for many names: the address is throttled
     await core.accounts.register("frank", "pw", "11.0.0.1:1")
-    for i in range(settings.address_burst - 1):
-        try:
-            await core.accounts.login("frank", "pw", "12.0.0.1:%d" % i)
-        except AuthError as exc:
-            assert exc.code == "throttled"
+    for i in range(settings.address_burst):
+        await refused(core.accounts.login("nobody%d" % i, "pw", "12.0.0.1:%d" % i),
+                      "bad_credentials")
     await refused(core.accounts.login("frank", "pw", "12.0.0.1:99"), "throttled")
+    assert (await core.accounts.login("frank", "pw", "13.0.0.1:1")).name == "frank"
 
 
 @pytest_twisted.ensureDeferred
