@@ -38,7 +38,8 @@ DEFAULT_RATING = 1000.0
 
 @attrs.frozen
 class Tuning:
-    """Service knobs not (yet) in the [uttt] config section."""
+    """The service's knobs; taken from the [uttt] config section unless a test passes
+    its own."""
 
     #: random matching: accepted rating gap at first, its growth per second of waiting,
     #: and its maximum
@@ -130,7 +131,12 @@ class UtttGame(service.Service):
     def __init__(self, core, store: UtttStore, clock=None, tuning: Optional[Tuning] = None):
         self.core = core
         self.settings = core.config.uttt
-        self.tuning = tuning = tuning or Tuning()
+        self.tuning = tuning = tuning or Tuning(
+            match_window=self.settings.match_window,
+            match_window_widen=self.settings.match_window_widen,
+            match_window_max=self.settings.match_window_max,
+            pair_interval=self.settings.pair_interval,
+            max_queued_requests=self.settings.max_queued_requests)
         self.store = store
         self.clock = clock if clock is not None else core.reactor
         self.accounts = core.accounts

@@ -17,3 +17,12 @@ class UtttSettings(StreamLimits):
     max_open_matches: int = 5
     #: seconds without a move after which the player to move loses (7 days)
     move_timeout: float = 7 * 24 * 3600.0
+    #: random matching: accepted rating gap at first, its growth per second of waiting,
+    #: and its maximum
+    match_window: float = 100.0
+    match_window_widen: float = 25.0
+    match_window_max: float = 1000.0
+    #: seconds between re-checks of the random-match queue
+    pair_interval: float = 2.0
+    #: requests a connection may have waiting while an earlier one is served
+    max_queued_requests: int = 64
