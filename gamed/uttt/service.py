@@ -572,19 +572,6 @@ class UtttConnection(ConnectionHandler):
 
     # -- the transport side ----------------------------------------------------------------
 
-    def connection_made(self, channel) -> None:
-        super().connection_made(channel)
-        # Work-around until the core does it: autobahn reads its tcpNoDelay option before
-        # copying it from the factory, so WebSocket sockets keep Nagle's algorithm, and an
-        # update sent to a player who has not written since waits for a delayed ACK
-        # (~40 ms). Both transports want small frames sent at once.
-        tcp = getattr(channel, "_tcp", None)
-        if tcp is not None and hasattr(tcp, "setTcpNoDelay"):
-            try:
-                tcp.setTcpNoDelay(True)
-            except OSError:
-                pass
-
     def connection_lost(self, reason: str) -> None:
         self.gone = True
         self.queue.clear()
