@@ -15,3 +15,9 @@ class NovaglideSettings(StreamLimits):
     match_seconds: float = 300.0
     #: seconds a dropped player may take to log in again and rejoin the match
     rejoin_grace: float = 15.0
+    #: matchmaking: accepted rating gap at first, its growth per second, its maximum
+    match_window: float = 100.0
+    match_window_widen: float = 50.0
+    match_window_max: float = 1000.0
+    #: rows in get_elo's top list and in get_challengers
+    top_rows: int = 10

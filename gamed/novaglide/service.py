@@ -1,0 +1,489 @@
+"""The novaglide service: login-or-register, queries, the rating queue and 60 Hz matches.
+
+`NovaglideGame` owns who is online, the queue and the running matches, and steps every
+match from one shared 60 Hz `LoopingCall` (a late tick catches up by stepping the missed
+frames, and is counted). `NovaConnection` is the per-connection handler: it answers each
+flag from a dispatch table in the blueprint's packet shape
+`{"time", "sender": "server", "flag", "data"}`. Results are committed (match, players,
+both Elo changes) before `end_game_state_1` is sent.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from typing import Optional
+
+import attrs
+from twisted.application import service
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from gamed.core.accounts import AuthError
+from gamed.core.channel import ConnectionHandler, encode
+from gamed.novaglide import rules
+from gamed.novaglide.matchmaking import Queue
+from gamed.store.ratings import MatchPlayer, MatchResult
+
+log = Logger(namespace="gamed.novaglide")
+
+GAME = "novaglide"
+MAX_CATCH_UP = 5  # frames stepped at most for one late tick
+STATUS_FLAGS = ("online", "unknown", "offline", "waiting_for_opponent", "ingame",
+                "waiting_for_approval", "searching")
+
+
+def iso(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat()
+
+
+@attrs.define(eq=False)
+class Match:
+    id: int
+    accounts: dict  # side -> Account
+    names: tuple
+    ratings: dict  # side -> rating before
+    started_at: str
+    arena: rules.Arena
+    inputs: dict = attrs.Factory(lambda: {1: rules.IDLE, 2: rules.IDLE})
+    links: dict = attrs.Factory(lambda: {1: None, 2: None})  # side -> NovaConnection
+    gone_since: dict = attrs.Factory(dict)  # side -> when its player dropped
+    forfeited_by: Optional[int] = None
+    ending: bool = False
+
+    def side_of(self, account_id: int) -> Optional[int]:
+        for side, account in self.accounts.items():
+            if account.id == account_id:
+                return side
+        return None
+
+
+class NovaglideGame(service.Service):
+    name = "novaglide-game"
+
+    def __init__(self, core, clock=None):
+        self.core = core
+        self.settings = core.config.novaglide
+        self.clock = clock if clock is not None else core.reactor
+        self.queue = Queue(self.settings.match_window, self.settings.match_window_widen,
+                           self.settings.match_window_max)
+        self.online: dict = {}  # account id -> NovaConnection
+        self.matches: list = []
+        self.match_of: dict = {}  # account id -> Match
+        self.match_ids = itertools.count(1)
+        self.recording: set = set()  # Deferreds of results being written
+        self.draining = False
+        self.ticker = task.LoopingCall.withCount(self.tick)
+        self.ticker.clock = self.clock
+        self.pairer = task.LoopingCall(self.pair)
+        self.pairer.clock = self.clock
+        metrics = core.metrics
+        self.late_ticks = metrics.counter("novaglide_late_ticks",
+                                          "60 Hz ticks that ran late (frames caught up)")
+        self.ticks = metrics.counter("novaglide_ticks", "60 Hz ticks run")
+        metrics.gauge("novaglide_matches", "Running novaglide matches").set_function(
+            lambda: len(self.matches))
+        metrics.gauge("novaglide_queue", "Players waiting for a novaglide match").set_function(
+            lambda: len(self.queue))
+
+    # -- service ----------------------------------------------------------------------------
+
+    def startService(self):
+        service.Service.startService(self)
+        self.ticker.start(rules.DT, now=False)
+        self.pairer.start(0.5, now=False)
+
+    def stopService(self):
+        """Drain: running matches are recorded as aborted (no rating change), everyone is
+        told, connections close once the results are committed."""
+        service.Service.stopService(self)
+        self.draining = True
+        for loop in (self.ticker, self.pairer):
+            if loop.running:
+                loop.stop()
+        for match in list(self.matches):
+            self.end_match(match, reason="aborted")
+        for connection in list(self.online.values()):
+            connection.send("change_of_status", ["server_closing",
+                                                 "the server is shutting down", "unknown"])
+        d = defer.DeferredList(list(self.recording), consumeErrors=True)
+        d.addCallback(lambda _: [c.channel.close("server shutdown")
+                                 for c in list(self.online.values())])
+        return d
+
+    # -- time ----------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock.seconds()
+
+    def tick(self, count: int = 1) -> None:
+        self.ticks.inc()
+        if count > 1:
+            self.late_ticks.inc()
+        steps = min(count, MAX_CATCH_UP)
+        now = self.now()
+        stamp = iso(now)
+        grace = self.settings.rejoin_grace
+        for match in list(self.matches):
+            arena = match.arena
+            for _ in range(steps):
+                arena.step(match.inputs)
+            for side, since in list(match.gone_since.items()):
+                if now - since >= grace and not arena.finished:
+                    match.forfeited_by = side
+                    arena.forfeit(side)
+            if arena.finished:
+                self.end_match(match)
+                continue
+            self.push_state(match, stamp)
+
+    def push_state(self, match: Match, stamp: str) -> None:
+        # the 22 shared fields are encoded once; only your_side and player_id differ
+        tail = encode(match.arena.state_fields(match.names))[1:]
+        head = '{"time":"%s","sender":"server","player_id":' % stamp
+        for side in (1, 2):
+            link = match.links[side]
+            if link is not None:
+                link.channel.send_text('%s%d,"flag":"game_state_1","data":[%d,%s}'
+                                       % (head, side, side, tail))
+
+    # -- queue and matches ---------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def enqueue(self, connection: "NovaConnection"):
+        account = connection.account
+        rating = yield self.core.ratings.get_rating(account.id, GAME)
+        if self.online.get(account.id) is not connection or account.id in self.match_of:
+            return  # left, replaced or already playing while the rating was read
+        self.queue.add(account.id, rating.rating, self.now())
+        self.pair()
+
+    def pair(self) -> None:
+        if self.draining:
+            return
+        for first, second in self.queue.pairs(self.now()):
+            a, b = self.online.get(first.account_id), self.online.get(second.account_id)
+            if a is None or b is None:  # gone meanwhile: the other waits again
+                for entry, conn in ((first, a), (second, b)):
+                    if conn is not None:
+                        self.queue.add(entry.account_id, entry.rating, entry.since)
+                continue
+            self.start_match(a, b, first.rating, second.rating)
+
+    def start_match(self, one: "NovaConnection", two: "NovaConnection", rating_one: float,
+                    rating_two: float) -> Match:
+        arena = rules.Arena(match_frames=int(self.settings.match_seconds * rules.FPS))
+        match = Match(next(self.match_ids), {1: one.account, 2: two.account},
+                      (one.account.name, two.account.name), {1: rating_one, 2: rating_two},
+                      iso(self.now()), arena)
+        match.links = {1: one, 2: two}
+        self.matches.append(match)
+        for side, connection in ((1, one), (2, two)):
+            self.match_of[connection.account.id] = match
+        log.info("novaglide: match {match_id} {one} vs {two}", match_id=match.id,
+                 one=match.names[0], two=match.names[1])
+        self.push_state(match, iso(self.now()))
+        return match
+
+    def end_match(self, match: Match, reason: Optional[str] = None) -> defer.Deferred:
+        """Record the result, then announce it (end_game_state_1) and free the players."""
+        if match.ending:
+            return defer.succeed(None)
+        match.ending = True
+        if match in self.matches:
+            self.matches.remove(match)
+        arena = match.arena
+        if reason is None:
+            reason = ("forfeit" if match.forfeited_by is not None
+                      else "golden_goal" if arena.tiebreak else "time")
+        aborted = reason == "aborted"
+        winner = None if aborted else arena.winner
+        players = []
+        for side in (1, 2):
+            outcome = "draw" if winner is None else ("win" if side == winner else "loss")
+            stats = arena.stats[side]
+            players.append(MatchPlayer(match.accounts[side].id, outcome, arena.score[side], {
+                "touches": stats.touches, "goals": stats.goals,
+                "possession_time": round(stats.possession_time, 2)}))
+        result = MatchResult(GAME, players, reason, ranked=not aborted,
+                             k_factor=self.settings.k_factor, started_at=match.started_at,
+                             ended_at=iso(self.now()),
+                             details={"score": [arena.score[1], arena.score[2]],
+                                      "tiebreak": arena.tiebreak,
+                                      "seconds": round(arena.frame / rules.FPS, 2)})
+        d = self.record(result)
+        d.addCallback(self.announce, match, winner)
+        d.addErrback(lambda f: log.failure("novaglide: match {match_id} end failed", f,
+                                           match_id=match.id))
+        return d
+
+    def record(self, result: MatchResult, attempts: int = 3) -> defer.Deferred:
+        d = self.core.ratings.record_match(result)
+
+        def retry(failure):
+            if attempts <= 1:
+                return failure
+            log.warn("novaglide: recording a result failed ({problem}); retrying",
+                     problem=failure.getErrorMessage())
+            return task.deferLater(self.clock, 1.0, self.record, result, attempts - 1)
+
+        d.addErrback(retry)
+        self.recording.add(d)
+        d.addBoth(lambda value: (self.recording.discard(d), value)[1])
+        return d
+
+    def announce(self, recorded, match: Match, winner: Optional[int]) -> None:
+        arena = match.arena
+        summary = {}
+        for side in (1, 2):
+            stats = arena.stats[side]
+            summary[match.names[side - 1]] = {
+                "touches": stats.touches, "goals": stats.goals,
+                "possession_time": round(stats.possession_time, 2),
+                "elo": round(recorded.ratings[match.accounts[side].id].rating, 2)}
+        winner_name = match.names[winner - 1] if winner is not None else None
+        for side in (1, 2):
+            self.match_of.pop(match.accounts[side].id, None)
+            link = match.links[side]
+            if link is not None:
+                link.send("end_game_state_1", [summary, winner_name], player_id=side)
+        log.info("novaglide: match {match_id} ended {score} winner {winner}",
+                 match_id=match.id, score="%d-%d" % (arena.score[1], arena.score[2]),
+                 winner=winner_name)
+
+    # -- connections -----------------------------------------------------------------------------
+
+    def logged_in(self, connection: "NovaConnection") -> Optional[Match]:
+        """Make connection the account's one connection; put it back in its match."""
+        account = connection.account
+        previous = self.online.get(account.id)
+        if previous is not None and previous is not connection:
+            previous.send("change_of_status", ["offline", "logged in from another connection",
+                                               account.id])
+            previous.replaced = True
+            previous.channel.close("replaced")
+        self.online[account.id] = connection
+        self.core.presence.arrived(account.id, GAME)
+        match = self.match_of.get(account.id)
+        if match is not None and not match.ending:
+            side = match.side_of(account.id)
+            match.links[side] = connection
+            match.gone_since.pop(side, None)
+            log.info("novaglide: {name} rejoined match {match_id}", name=account.name,
+                     match_id=match.id)
+        return match
+
+    def disconnected(self, connection: "NovaConnection") -> None:
+        account = connection.account
+        if account is None:
+            return
+        if self.online.get(account.id) is connection:
+            del self.online[account.id]
+            self.queue.remove(account.id)
+            self.core.presence.left(account.id, GAME)
+        match = self.match_of.get(account.id)
+        if match is not None and match.links.get(match.side_of(account.id)) is connection:
+            side = match.side_of(account.id)
+            match.links[side] = None
+            match.inputs[side] = rules.IDLE
+            match.gone_since[side] = self.now()
+
+    def status_of(self, connection: "NovaConnection") -> str:
+        account = connection.account
+        if account is None:
+            return "unknown"
+        if account.id in self.match_of:
+            return "ingame"
+        if account.id in self.queue:
+            return "waiting_for_opponent"
+        return "online"
+
+
+class NovaConnection(ConnectionHandler):
+    """One pygame client."""
+
+    def __init__(self, game: NovaglideGame):
+        self.game = game
+        self.account = None
+        self.replaced = False
+        self.logging_in = False
+        self.dispatch = {
+            "log_in_data": self.on_login,
+            "get_elo": self.on_get_elo,
+            "get_winrate": self.on_get_winrate,
+            "get_match_history": self.on_history,
+            "game_history": self.on_history,
+            "get_challengers": self.on_challengers,
+            "queued_solo": self.on_queue,
+            "ingame": self.on_ingame,
+        }
+        for flag in STATUS_FLAGS:
+            self.dispatch.setdefault(flag, self.on_status)
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def send(self, flag: str, data: list, **extra) -> None:
+        packet = {"time": iso(self.game.now()), "sender": "server", "flag": flag,
+                  "data": data}
+        packet.update(extra)
+        self.channel.send(packet)
+
+    def error_message(self, code, detail, request):
+        return {"time": iso(self.game.now()), "sender": "server", "flag": "error",
+                "data": [code, detail]}
+
+    def fail(self, code: str, detail: str) -> None:
+        self.channel.send(self.error_message(code, detail, None))
+
+    # -- incoming ------------------------------------------------------------------------------
+
+    def message_received(self, message: dict) -> None:
+        flag = message.get("flag")
+        handler = self.dispatch.get(flag) if isinstance(flag, str) else None
+        if handler is None:
+            self.fail("unknown_flag", "unknown flag %r" % (flag,))
+            return
+        data = message.get("data")
+        if not isinstance(data, list):
+            self.fail("bad_data", "data must be a list")
+            return
+        if self.account is None and handler not in (self.on_login, self.on_status):
+            self.fail("not_logged_in", "log in first (log_in_data [name, password])")
+            return
+        result = handler(data)
+        if isinstance(result, defer.Deferred):
+            result.addErrback(self._failed, flag)
+
+    def _failed(self, failure, flag):
+        log.failure("novaglide: {flag} failed", failure, flag=flag)
+        self.fail("internal_error", "the server could not answer %s" % flag)
+
+    def connection_lost(self, reason: str) -> None:
+        self.game.disconnected(self)
+
+    # -- login and status ------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def on_login(self, data):
+        if self.account is not None:
+            self.fail("already_logged_in", "this connection is logged in as %s"
+                      % self.account.name)
+            return
+        if self.logging_in:
+            self.fail("busy", "a login is already in progress on this connection")
+            return
+        if len(data) < 2 or not isinstance(data[0], str) or not isinstance(data[1], str):
+            self.send("change_of_status", ["waiting_for_approval",
+                                           "log_in_data needs [name, password]", "unknown"])
+            return
+        self.logging_in = True
+        try:
+            account, created = yield self.game.core.accounts.login_or_register(
+                data[0], data[1], self.channel.peer)
+        except AuthError as exc:
+            self.send("change_of_status", ["waiting_for_approval", exc.message, "unknown"])
+            return
+        finally:
+            self.logging_in = False
+        if self.channel is None or getattr(self.channel, "closed", False):
+            return
+        self.account = account
+        self.game.logged_in(self)
+        self.send("change_of_status", ["online", "registering new user" if created
+                                       else "known user", account.id])
+
+    def on_status(self, data):
+        self.send("change_of_status", [self.game.status_of(self),
+                                       self.account.name if self.account else "not logged in",
+                                       self.account.id if self.account else "unknown"])
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def _account_named(self, data):
+        name = data[0] if data and isinstance(data[0], str) and data[0] != "no_data" else None
+        if name is None or name.casefold() == self.account.name_key:
+            return self.account
+        account = yield self.game.core.accounts.find_account(name)
+        if account is None:
+            self.fail("unknown_player", "no player named %r" % name)
+        return account
+
+    @defer.inlineCallbacks
+    def on_get_elo(self, data):
+        account = yield self._account_named(data)
+        if account is None:
+            return
+        ratings = self.game.core.ratings
+        rating = yield ratings.get_rating(account.id, GAME)
+        top = yield ratings.leaderboard(GAME, self.game.settings.top_rows)
+        self.send("client_elo", [round(rating.rating, 2),
+                                 [[row.name, round(row.rating, 2)] for row in top]])
+
+    @defer.inlineCallbacks
+    def on_get_winrate(self, data):
+        account = yield self._account_named(data)
+        if account is None:
+            return
+        rating = yield self.game.core.ratings.get_rating(account.id, GAME)
+        self.send("winrate", [round(rating.winrate, 1)])
+
+    @defer.inlineCallbacks
+    def on_history(self, data):
+        account = yield self._account_named(data)
+        if account is None:
+            return
+        rows = yield self.game.core.ratings.history(account.id, GAME, limit=20)
+        self.send("match_history", [[
+            [row.opponents[0] if row.opponents else None, row.score,
+             row.opponent_scores[0] if row.opponent_scores else None, row.outcome,
+             round((row.rating_after or 0) - (row.rating_before or 0), 2), row.ended_at,
+             row.reason]
+            for row in rows]])
+
+    @defer.inlineCallbacks
+    def on_challengers(self, data):
+        others = [c.account for c in self.game.online.values()
+                  if c is not self][: self.game.settings.top_rows * 5]
+        ratings = yield self.game.core.ratings.get_ratings([a.id for a in others], GAME)
+        self.send("challengers", [[[a.name, round(ratings[a.id].winrate, 1),
+                                    round(ratings[a.id].rating, 2)] for a in others]])
+
+    # -- playing ----------------------------------------------------------------------------------
+
+    def on_queue(self, data):
+        game = self.game
+        if game.draining:
+            self.fail("server_closing", "the server is shutting down")
+            return None
+        if self.account.id in game.match_of:
+            self.fail("already_in_match", "you are in a match")
+            return None
+        self.send("Waiting_for_opponent", ["no_data"])
+        return game.enqueue(self)
+
+    def on_ingame(self, data):
+        match = self.game.match_of.get(self.account.id)
+        if match is None or match.ending:
+            self.fail("not_in_match", "ingame input outside a match")
+            return
+        try:
+            control = rules.parse_input(data)
+        except ValueError as exc:
+            self.fail("bad_input", str(exc))
+            return
+        match.inputs[match.side_of(self.account.id)] = control  # applied on the next tick
+
+
+def make_service(core, clock=None) -> service.IService:
+    settings = core.config.novaglide
+    top = service.MultiService()
+    top.setName(GAME)
+    game = NovaglideGame(core, clock)
+    game.setServiceParent(top)
+    top.game = game
+    listener = core.stream_listeners(GAME, settings.listen, lambda: NovaConnection(game),
+                                     settings)
+    if listener is not None:
+        listener.setServiceParent(top)
+    return top
