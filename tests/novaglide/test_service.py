@@ -1,0 +1,223 @@
+"""The novaglide service on a real core (SQLite and PostgreSQL) with a fake 60 Hz clock."""
+
+import json
+
+import pytest
+import pytest_twisted
+from hypothesis import HealthCheck, given, settings, strategies as st
+from twisted.internet import reactor, task
+
+from gamed.core.config import set_option
+from gamed.core.testing import FakeChannel, connect
+from gamed.novaglide.service import NovaConnection, NovaglideGame
+
+
+async def until(predicate, timeout=10.0):
+    waited = 0.0
+    while not predicate():
+        if waited > timeout:
+            raise AssertionError("timed out")
+        await task.deferLater(reactor, 0.005, lambda: None)
+        waited += 0.005
+
+
+def make_game(core, **novaglide):
+    for key, value in novaglide.items():
+        core.config = set_option(core.config, "novaglide", key, value)
+    clock = task.Clock()
+    game = NovaglideGame(core, clock)
+    game.startService()
+    return game, clock
+
+
+class Player:
+    def __init__(self, game, peer="127.0.0.1:1"):
+        self.handler = NovaConnection(game)
+        self.channel = connect(self.handler, FakeChannel(peer))
+
+    def send(self, flag, data):
+        self.handler.text_received(json.dumps({"time": "2026-11-22T10:00:00", "sender": "x",
+                                               "flag": flag, "data": data}))
+
+    async def reply(self, flag, data, want):
+        self.send(flag, data)
+        await until(lambda: any(m.get("flag") == want for m in self.channel.sent))
+        found = [m for m in self.channel.sent if m.get("flag") == want][-1]
+        self.channel.take()
+        return found
+
+    async def login(self, name, password="pw"):
+        return await self.reply("log_in_data", [name, password], "change_of_status")
+
+    def states(self):
+        return [m for m in self.channel.sent if m.get("flag") == "game_state_1"]
+
+
+async def matched(game, clock, names=("ann", "ben")):
+    one, two = Player(game), Player(game)
+    await one.login(names[0])
+    await two.login(names[1])
+    assert (await one.reply("queued_solo", ["no_data"], "Waiting_for_opponent"))
+    await until(lambda: game.queue.entries)
+    await two.reply("queued_solo", ["no_data"], "Waiting_for_opponent")
+    await until(lambda: game.matches)
+    return one, two
+
+
+@pytest_twisted.ensureDeferred
+async def test_login_register_known_and_wrong(core):
+    game, _ = make_game(core)
+    player = Player(game)
+    first = await player.login("Zoe", "secret")
+    assert first["data"][:2] == ["online", "registering new user"] and first["sender"] == "server"
+    again = Player(game)
+    wrong = await again.login("zoe", "nope")
+    assert wrong["data"][0] == "waiting_for_approval" and wrong["data"][2] == "unknown"
+    known = await again.login("zoe", "secret")
+    assert known["data"] == ["online", "known user", first["data"][2]]
+    # the first connection was replaced by the second login of the same account
+    assert player.channel.closed
+    error = await again.reply("log_in_data", ["zoe", "secret"], "error")
+    assert error["data"][0] == "already_logged_in"
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_requests_before_login_and_bad_packets(core):
+    game, _ = make_game(core)
+    player = Player(game)
+    for flag in ("queued_solo", "get_elo", "ingame", "get_challengers"):
+        reply = await player.reply(flag, ["no_data"], "error")
+        assert reply["data"][0] == "not_logged_in"
+    reply = await player.reply("log_in_data", ["only-a-name"], "change_of_status")
+    assert reply["data"][0] == "waiting_for_approval"
+    assert (await player.reply("teleport", [], "error"))["data"][0] == "unknown_flag"
+    assert (await player.reply("get_elo", "x", "error"))["data"][0] == "bad_data"
+    player.handler.text_received("{oops")
+    assert player.channel.take()[0]["flag"] == "error"
+    status = await player.reply("online", ["no_data"], "change_of_status")
+    assert status["data"][0] == "unknown"
+
+
+@pytest_twisted.ensureDeferred
+async def test_queue_match_states_and_inputs_on_the_next_tick(core):
+    game, clock = make_game(core)
+    one, two = await matched(game, clock)
+    first = one.states()[-1]
+    assert first["player_id"] == 1 and first["data"][0] == 1 and len(first["data"]) == 23
+    assert two.states()[-1]["player_id"] == 2 and two.states()[-1]["data"][4:6] == ["ann", "ben"]
+    one.channel.take()
+    one.send("ingame", [[640, 360], ["d"], "wsad"])
+    assert one.channel.sent == []  # applied on the next tick, no reply
+    clock.advance(1 / 60)
+    state = one.states()[-1]["data"]
+    assert state[6] == pytest.approx(100 + 500 / 60, abs=0.01) and state[1] < 300
+    status = await one.reply("ingame_status_probe", [], "error")
+    assert status["data"][0] == "unknown_flag"
+    assert (await one.reply("ingame", [[1, 2]], "error"))["data"][0] == "bad_input"
+    assert (await one.reply("queued_solo", ["no_data"], "error"))["data"][0] == "already_in_match"
+    status = await one.reply("online", ["no_data"], "change_of_status")
+    assert status["data"][0] == "ingame"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_result_is_committed_before_the_end_packet(core):
+    game, clock = make_game(core, match_seconds=1.0)
+    one, two = await matched(game, clock)
+    match = game.matches[0]
+    match.arena.score[1] = 1  # player 1 leads when the clock runs out
+    seen_in_store = []
+    real_announce = game.announce
+
+    def announce(recorded, match, winner):
+        history = core.ratings.history(match.accounts[1].id, "novaglide")
+        history.addCallback(seen_in_store.append)
+        return history.addCallback(lambda _: real_announce(recorded, match, winner))
+
+    game.announce = announce
+    for _ in range(61):
+        clock.advance(1 / 60)
+    await until(lambda: any(m.get("flag") == "end_game_state_1" for m in one.channel.sent))
+    end = [m for m in one.channel.sent if m["flag"] == "end_game_state_1"][0]
+    summary, winner = end["data"]
+    assert winner == "ann" and summary["ann"]["elo"] == 1020 and summary["ben"]["elo"] == 980
+    assert summary["ann"]["goals"] == 0 and "possession_time" in summary["ben"]
+    assert seen_in_store and seen_in_store[0][0].outcome == "win"
+    assert not game.matches and not game.match_of
+    history = await two.reply("get_match_history", ["ben"], "match_history")
+    [row] = history["data"][0]
+    assert row[0] == "ann" and row[3] == "loss" and row[4] == -20
+    assert (await two.reply("get_winrate", ["ann"], "winrate"))["data"] == [100.0]
+    elo = await two.reply("get_elo", ["ann"], "client_elo")
+    assert elo["data"][0] == 1020 and elo["data"][1][0] == ["ann", 1020]
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_rejoin_within_the_grace_then_forfeit_after_it(core):
+    game, clock = make_game(core, rejoin_grace=15.0)
+    one, two = await matched(game, clock)
+    one.handler.connection_lost("gone")
+    clock.advance(5.0)
+    back = Player(game)
+    await back.login("ann")
+    clock.advance(1 / 60)
+    assert back.states() and back.states()[-1]["player_id"] == 1
+    assert game.matches  # same match, still running
+    back.handler.connection_lost("gone again")
+    clock.advance(15.1)
+    await until(lambda: any(m.get("flag") == "end_game_state_1" for m in two.channel.sent))
+    end = [m for m in two.channel.sent if m["flag"] == "end_game_state_1"][0]
+    assert end["data"][1] == "ben"
+    rows = await core.ratings.matches(game="novaglide")
+    assert rows[0]["reason"] == "forfeit"
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_disconnected_player_leaves_the_queue_and_never_plays_itself(core):
+    game, clock = make_game(core)
+    one = Player(game)
+    await one.login("solo")
+    await one.reply("queued_solo", ["no_data"], "Waiting_for_opponent")
+    await until(lambda: game.queue.entries)
+    await one.reply("queued_solo", ["no_data"], "Waiting_for_opponent")
+    clock.advance(1.0)
+    assert not game.matches and len(game.queue) == 1
+    one.handler.connection_lost("gone")
+    assert len(game.queue) == 0
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_drain_records_running_matches_as_aborted_without_rating_change(core):
+    game, clock = make_game(core)
+    one, two = await matched(game, clock)
+    await game.stopService()
+    end = [m for m in one.channel.sent if m.get("flag") == "end_game_state_1"][0]
+    assert end["data"][1] is None
+    assert any(m.get("data", [None])[0] == "server_closing" for m in two.channel.sent)
+    rows = await core.ratings.matches(game="novaglide")
+    assert rows[0]["reason"] == "aborted" and not rows[0]["ranked"]
+    assert (await core.ratings.get_rating(game.online and 0 or 1, "novaglide")).rating == 1000
+    assert one.channel.closed and two.channel.closed
+
+
+@pytest.mark.sqlite_only
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(
+    st.sampled_from(["ingame", "get_elo", "queued_solo", "online", "game_history", "nope",
+                     "get_challengers", "log_in_data"]),
+    st.one_of(st.none(), st.integers(), st.lists(st.one_of(
+        st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=3)), max_size=3))),
+    max_size=12))
+def test_any_packet_gets_a_server_packet_and_breaks_nothing(core, packets):
+    game, clock = make_game(core)
+    player = Player(game)
+    for flag, data in packets:
+        before = len(player.channel.sent)
+        player.handler.text_received(json.dumps({"flag": flag, "data": data}))
+        for message in player.channel.sent[before:]:
+            assert message["sender"] == "server" and isinstance(message["data"], list)
+    clock.advance(1.0)
