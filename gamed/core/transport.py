@@ -153,7 +153,12 @@ class Connection:
         self.send_text(encode(message))
 
     def send_text(self, text: str) -> None:
-        if self.closed or self._too_slow():
+        if self.closed:
+            return
+        tcp = self._tcp
+        if self._measurable and (len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen
+                                 > self._max_send_buffer):
+            self._drop_slow_reader()
             return
         self._stats.messages_out += 1
         self._write(text)

@@ -289,6 +289,9 @@ class Arena:
         ]
 
 
+_KEYSETS: dict = {}  # interned key sets: clients send the same few combinations
+
+
 def parse_input(data) -> Input:
     """`ingame` data [[mouse_x, mouse_y], [keys...], scheme] -> Input; ValueError if bad."""
     if not isinstance(data, list) or len(data) < 2:
@@ -303,5 +306,10 @@ def parse_input(data) -> Input:
         raise ValueError("the keys must be a list of key names")
     if not isinstance(scheme, str):
         raise ValueError("the scheme must be a string")
-    return Input((float(mouse[0]), float(mouse[1])), frozenset(k.lower() for k in keys),
-                 scheme.lower())
+    signature = tuple(keys)
+    keyset = _KEYSETS.get(signature)
+    if keyset is None:
+        keyset = frozenset(k.lower() for k in keys)
+        if len(_KEYSETS) < 4096:
+            _KEYSETS[signature] = keyset
+    return Input((float(mouse[0]), float(mouse[1])), keyset, scheme.lower())

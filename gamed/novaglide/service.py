@@ -37,6 +37,25 @@ def iso(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat()
 
 
+_STATE_FORMAT = ("%.3f,%d,%d,%s,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,"
+                 "%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%s,%s,%s")
+_JSON_BOOL = {True: "true", False: "false"}
+
+
+def state_tail(arena: rules.Arena, names_json: str) -> str:
+    """game_state_1's 22 fields after your_side, as JSON text (the seed's order; the same
+    values as `Arena.state_fields`)."""
+    d1, d2 = arena.discs[1], arena.discs[2]
+    h1x, h1y = (d1.hook_x, d1.hook_y) if d1.hook_state else (d1.x, d1.y)
+    h2x, h2y = (d2.hook_x, d2.hook_y) if d2.hook_state else (d2.x, d2.y)
+    return _STATE_FORMAT % (
+        arena.remaining, arena.score[1], arena.score[2], names_json,
+        d1.x, d1.y, d2.x, d2.y, h1x, h1y, h2x, h2y,
+        d1.dash_cooldown, d1.hook_cooldown, d2.dash_cooldown, d2.hook_cooldown,
+        arena.ball.x, arena.ball.y, _JSON_BOOL[d1.hook_state is not None],
+        _JSON_BOOL[d2.hook_state is not None], _JSON_BOOL[arena.tiebreak])
+
+
 @attrs.define(eq=False)
 class Match:
     id: int
@@ -50,6 +69,10 @@ class Match:
     gone_since: dict = attrs.Factory(dict)  # side -> when its player dropped
     forfeited_by: Optional[int] = None
     ending: bool = False
+    names_json: str = ""
+
+    def __attrs_post_init__(self):
+        self.names_json = encode(list(self.names))[1:-1]  # '"ann","ben"'
 
     def side_of(self, account_id: int) -> Optional[int]:
         for side, account in self.accounts.items():
@@ -138,13 +161,14 @@ class NovaglideGame(service.Service):
             self.push_state(match, stamp)
 
     def push_state(self, match: Match, stamp: str) -> None:
-        # the 22 shared fields are encoded once; only your_side and player_id differ
-        tail = encode(match.arena.state_fields(match.names))[1:]
+        # the 22 shared fields are formatted once (one C-level format, no json.dumps);
+        # only your_side and player_id differ between the two players' packets
+        tail = state_tail(match.arena, match.names_json)
         head = '{"time":"%s","sender":"server","player_id":' % stamp
         for side in (1, 2):
             link = match.links[side]
             if link is not None:
-                link.channel.send_text('%s%d,"flag":"game_state_1","data":[%d,%s}'
+                link.channel.send_text('%s%d,"flag":"game_state_1","data":[%d,%s]}'
                                        % (head, side, side, tail))
 
     # -- queue and matches ---------------------------------------------------------------------

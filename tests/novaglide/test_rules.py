@@ -196,3 +196,17 @@ def test_any_inputs_keep_everything_in_bounds_and_deterministic(moves):
     for disc in first.discs.values():
         assert 40 <= disc.x <= 1240 and 40 <= disc.y <= 680
     assert 0 <= first.ball.x <= 1280 and 0 <= first.ball.y <= 720
+
+
+def test_the_wire_encoding_matches_state_fields():
+    import json
+
+    from gamed.novaglide.service import state_tail
+
+    arena = Arena()
+    run(arena, 45, {1: keys("d", "space", mouse=(900, 200)), 2: keys("lshift", mouse=(0, 0))})
+    fields = arena.state_fields(('a"nn', "ben"))
+    decoded = json.loads("[" + state_tail(arena, json.dumps(['a"nn', "ben"])[1:-1]) + "]")
+    assert len(decoded) == 22
+    for got, want in zip(decoded, fields):
+        assert got == (pytest.approx(want, abs=0.01) if isinstance(want, float) else want)
