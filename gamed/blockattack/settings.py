@@ -13,3 +13,7 @@ class BlockattackSettings:
     game_seconds: float = 180.0
     #: largest accepted datagram in bytes
     max_datagram: int = 8192
+    #: seconds without a datagram from a player before it loses the game
+    silence_timeout: float = 15.0
+    #: score points that earn one power
+    power_every: int = 500

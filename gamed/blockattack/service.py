@@ -1,0 +1,469 @@
+"""The Block Attack UDP service: pairing, timestamp filtering, address binding, reliable
+game_start / power_applied / game_end over a lossy transport, results in the store.
+
+One `DatagramProtocol` (no threads). Every datagram is decoded and dispatched by its
+`command`; anything malformed, unknown, stale or from the wrong address is dropped and
+counted, and answered with a small error only where that cannot amplify: to an address
+bound to a game, or when the error is no bigger than what was received.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Optional
+
+import attrs
+from twisted.application import service
+from twisted.internet import defer, protocol, task
+from twisted.logger import Logger
+
+from gamed.blockattack import rules
+from gamed.blockattack.settings import BlockattackSettings
+from gamed.core.accounts import AuthError, check_name
+from gamed.store.accounts import iso
+from gamed.store.ratings import MatchPlayer, MatchResult
+
+log = Logger(namespace="gamed.blockattack")
+
+GAME = "blockattack"
+TIMER_INTERVAL = 0.25
+START_RESEND = 1.0  # seconds between game_start copies until the first game_flux
+START_TRIES = 30
+END_RESEND = 1.0
+END_LINGER = 15.0  # seconds a finished game keeps resending game_end and answering
+
+
+def encode(message: dict) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode("utf-8")
+
+
+@attrs.define
+class Waiting:
+    name: str
+    opponent: str
+    address: tuple
+    since: float
+    size: int = 0  # bytes of its connect datagram (bounds what we may send back unpaired)
+
+
+@attrs.define(eq=False)
+class Game:
+    name: str
+    duel: rules.Duel
+    addresses: dict  # player name -> (host, port)
+    accounts: dict  # player name -> Account
+    last_timestamp: dict = attrs.Factory(dict)  # player name -> last applied timestamp
+    flux_seen: set = attrs.Factory(set)
+    start_tries: int = 0
+    next_start: float = 0.0
+    ending: bool = False
+    end_message: Optional[dict] = None  # per player: set once the result is committed
+    end_acked: set = attrs.Factory(set)
+    next_end: float = 0.0
+
+    def player_at(self, address) -> Optional[str]:
+        for name, bound in self.addresses.items():
+            if bound == address:
+                return name
+        return None
+
+
+class BlockattackService(service.Service, protocol.DatagramProtocol):
+    name = GAME
+
+    def __init__(self, core, clock=None, new_seed=None):
+        self.core = core
+        self.settings: BlockattackSettings = core.config.blockattack
+        self.clock = clock if clock is not None else core.reactor
+        self.new_seed = new_seed or (lambda: secrets.randbits(32))
+        self.waiting: dict = {}  # name key -> Waiting
+        self.pairing: set = set()  # name keys being paired (accounts being looked up)
+        self.games: dict = {}  # game name -> Game
+        self.game_of: dict = {}  # player name key -> Game (running or lingering)
+        self.last_timestamp = 0
+        self.recording: set = set()
+        self.stats = core.metrics.service(GAME)
+        self.dropped = core.metrics.counter("blockattack_dropped",
+                                            "Datagrams dropped, by reason", ["reason"])
+        core.metrics.gauge("blockattack_games", "Block Attack games running").set_function(
+            lambda: sum(1 for g in self.games.values() if not g.duel.finished))
+        self.timer = task.LoopingCall(self.on_timer)
+        self.timer.clock = self.clock
+        self.dispatch = {"connect": self.on_connect, "game_flux": self.on_flux,
+                         "ack": self.on_ack, "forfeit": self.on_forfeit}
+
+    # -- service -------------------------------------------------------------------------------
+
+    def startService(self):
+        service.Service.startService(self)
+        self.timer.start(TIMER_INTERVAL, now=False)
+
+    def stopService(self):
+        """Drain: running games are recorded as aborted (no rating change) and both
+        players get game_end with reason server_shutdown."""
+        service.Service.stopService(self)
+        if self.timer.running:
+            self.timer.stop()
+        for game in list(self.games.values()):
+            if not game.duel.finished:
+                game.duel.finish(self.now(), None, "server_shutdown")
+                self.end_game(game)
+        return defer.DeferredList(list(self.recording), consumeErrors=True)
+
+    def now(self) -> float:
+        return self.clock.seconds()
+
+    def timestamp(self) -> int:
+        """Milliseconds since the epoch, strictly increasing across all replies."""
+        self.last_timestamp = max(int(self.now() * 1000), self.last_timestamp + 1)
+        return self.last_timestamp
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def drop(self, reason: str) -> None:
+        self.dropped.labels(reason).inc()
+        self.stats.error(reason)
+
+    def send(self, message: dict, address) -> None:
+        if self.transport is None:
+            return
+        self.stats.messages_out += 1
+        self.transport.write(encode(message), address)
+
+    def answer_error(self, address, received: int, code: str, text: str) -> None:
+        """A small error, only where it cannot amplify (see the module docstring)."""
+        data = encode({"command": "error", "error": code, "message": text})
+        bound = any(address in g.addresses.values() for g in self.games.values())
+        if len(data) > received and not bound:
+            data = encode({"command": "error", "error": code})
+            if len(data) > received:
+                return
+        if self.transport is not None:
+            self.stats.messages_out += 1
+            self.transport.write(data, address)
+
+    def datagramReceived(self, data: bytes, address) -> None:
+        self.stats.messages_in += 1
+        if len(data) > self.settings.max_datagram:
+            self.drop("oversize")
+            return
+        try:
+            message = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            self.drop("malformed")
+            self.answer_error(address, len(data), "malformed_json", "not a JSON object")
+            return
+        if not isinstance(message, dict):
+            self.drop("malformed")
+            self.answer_error(address, len(data), "not_an_object", "not a JSON object")
+            return
+        command = message.get("command")
+        handler = self.dispatch.get(command) if isinstance(command, str) else None
+        if handler is None:
+            self.drop("unknown_command")
+            self.answer_error(address, len(data), "unknown_command",
+                              "command is connect, game_flux, ack or forfeit")
+            return
+        try:
+            handler(message, address, len(data))
+        except Exception:
+            log.failure("blockattack: {command} from {address} failed", command=command,
+                        address=address)
+            self.drop("internal")
+
+    # -- pairing ----------------------------------------------------------------------------------
+
+    def on_connect(self, message: dict, address, size: int) -> None:
+        me, opponent = message.get("self"), message.get("opponent")
+        try:
+            check_name(me)
+            check_name(opponent)
+        except AuthError as exc:
+            self.drop("bad_connect")
+            self.answer_error(address, size, "bad_connect", exc.message)
+            return
+        key, other_key = me.casefold(), opponent.casefold()
+        if key == other_key:
+            self.drop("bad_connect")
+            self.answer_error(address, size, "bad_connect", "you cannot play yourself")
+            return
+        game = self.game_of.get(key)
+        if game is not None:
+            if game.addresses.get(game_name_of(game, key)) == address:
+                self.resend_for(game, game_name_of(game, key))  # a repeated connect
+            else:
+                self.drop("name_in_game")
+                self.answer_error(address, size, "name_in_game", "this name is in a game")
+            return
+        if key in self.pairing:
+            return  # being paired right now; game_start follows
+        self.waiting[key] = Waiting(me, opponent, address, self.now(), size)
+        partner = self.waiting.get(other_key)
+        if partner is not None and partner.opponent.casefold() == key:
+            del self.waiting[key], self.waiting[other_key]
+            self.pairing.update((key, other_key))
+            d = self.pair(partner, Waiting(me, opponent, address, self.now(), size))
+            d.addBoth(lambda result: (self.pairing.difference_update((key, other_key)),
+                                      result)[1])
+            return
+        reply = {"command": "waiting", "opponent": opponent}
+        if len(encode(reply)) <= size:
+            self.send(reply, address)
+
+    @defer.inlineCallbacks
+    def pair(self, first: Waiting, second: Waiting):
+        try:
+            accounts = {}
+            for entry in (first, second):
+                accounts[entry.name] = yield self.account_for(entry.name)
+        except AuthError as exc:
+            for entry in (first, second):
+                self.answer_error(entry.address, entry.size, exc.code, exc.message)
+            return
+        name = "ba-" + secrets.token_hex(6)
+        duel = rules.Duel((first.name, second.name), self.new_seed(), self.now(),
+                          length=self.settings.game_seconds,
+                          silence_timeout=self.settings.silence_timeout,
+                          power_every=self.settings.power_every)
+        game = Game(name, duel, {first.name: first.address, second.name: second.address},
+                    accounts)
+        self.games[name] = game
+        for entry in (first, second):
+            self.game_of[entry.name.casefold()] = game
+        log.info("blockattack: game {game} {one} vs {two}", game=name, one=first.name,
+                 two=second.name)
+        self.send_starts(game)
+
+    @defer.inlineCallbacks
+    def account_for(self, name: str):
+        """The guest account a name plays as (created on first use); registered names
+        of the other games are reserved for their owners."""
+        accounts = self.core.accounts
+        account = yield accounts.find_account(name)
+        if account is None:
+            try:
+                account = yield accounts.guest(name)
+            except AuthError:
+                account = yield accounts.find_account(name)
+        if account is None or not account.is_guest:
+            raise AuthError("name_reserved", "%r is a registered account's name" % name)
+        return account
+
+    def send_starts(self, game: Game) -> None:
+        game.start_tries += 1
+        game.next_start = self.now() + START_RESEND
+        for player in game.duel.names:
+            if player not in game.flux_seen:
+                self.send(self.start_message(game, player), game.addresses[player])
+
+    def start_message(self, game: Game, player: str) -> dict:
+        duel = game.duel
+        other = duel.opponent(player)
+        piece = duel.next_piece(player)
+        return {"timestamp": self.timestamp(), "command": "game_start", "game_name": game.name,
+                "self": player, "opponent": other.name,
+                "user_blocks": duel.sides[player].board, "opponent_blocks": other.board,
+                "next_block": piece.shape, "next_piece": piece.describe(),
+                "time_left": round(duel.time_left(self.now()), 3),
+                "user_score": duel.sides[player].score, "opponent_score": other.score,
+                "powers_available": list(duel.sides[player].powers_available),
+                "power_every": duel.power_every}
+
+    def resend_for(self, game: Game, player: str) -> None:
+        address = game.addresses[player]
+        if game.end_message is not None:
+            self.send(dict(game.end_message, timestamp=self.timestamp()), address)
+        elif not game.duel.finished:
+            self.send(self.start_message(game, player), address)
+
+    # -- playing ---------------------------------------------------------------------------------
+
+    def bound_game(self, message: dict, address, size: int):
+        game = self.games.get(message.get("game_name"))
+        if game is None:
+            self.drop("unknown_game")
+            self.answer_error(address, size, "unknown_game", "no such game")
+            return None, None
+        player = game.player_at(address)
+        if player is None:
+            self.drop("wrong_address")  # spoofed, or a stranger: never answered
+            return None, None
+        return game, player
+
+    def on_flux(self, message: dict, address, size: int) -> None:
+        game, player = self.bound_game(message, address, size)
+        if game is None:
+            return
+        stamp = message.get("timestamp")
+        if isinstance(stamp, bool) or not isinstance(stamp, int):
+            self.drop("bad_timestamp")
+            self.answer_error(address, size, "bad_timestamp", "timestamp is integer ms")
+            return
+        if stamp <= game.last_timestamp.get(player, 0):
+            self.drop("stale")  # late, duplicated or replayed
+            return
+        if game.duel.finished:
+            game.last_timestamp[player] = stamp
+            self.resend_for(game, player)
+            return
+        acks = message.get("power_ack") or []
+        if not isinstance(acks, list) or not all(isinstance(a, int) for a in acks):
+            acks = []
+        try:
+            event = game.duel.report(player, self.now(), message.get("user_blocks"),
+                                     message.get("user_score"), message.get("pieces_placed"),
+                                     message.get("power_used"), acks)
+        except rules.RuleError as exc:
+            self.drop(exc.code)
+            self.answer_error(address, size, exc.code, str(exc))
+            return
+        game.last_timestamp[player] = stamp
+        game.flux_seen.add(player)
+        if event is not None:
+            log.debug("blockattack: {by} used {power} on game {game}", by=player,
+                      power=event.power, game=game.name)
+        self.send(self.flux_message(game, player), address)
+        if game.duel.finished:
+            self.end_game(game)
+
+    def flux_message(self, game: Game, player: str) -> dict:
+        duel = game.duel
+        side, other = duel.sides[player], duel.opponent(player)
+        piece = duel.next_piece(player)
+        return {"timestamp": self.timestamp(), "command": "game_flux", "game_name": game.name,
+                "user_blocks": side.board, "opponent_blocks": other.board,
+                "power_used": None,
+                "power_applied": [e.describe() for e in side.incoming.values()],
+                "next_block": piece.shape, "next_piece": piece.describe(),
+                "time_left": round(duel.time_left(self.now()), 3),
+                "user_score": side.score, "opponent_score": other.score,
+                "powers_available": list(side.powers_available)}
+
+    def on_ack(self, message: dict, address, size: int) -> None:
+        game, player = self.bound_game(message, address, size)
+        if game is None:
+            return
+        what = message.get("ack")
+        if what == "game_end" and game.end_message is not None:
+            game.end_acked.add(player)
+        elif what == "power_applied":
+            ids = message.get("ids")
+            if isinstance(ids, list):
+                for event_id in ids:
+                    if isinstance(event_id, int):
+                        game.duel.sides[player].incoming.pop(event_id, None)
+        else:
+            self.drop("bad_ack")
+
+    def on_forfeit(self, message: dict, address, size: int) -> None:
+        game, player = self.bound_game(message, address, size)
+        if game is None:
+            return
+        if not game.duel.finished:
+            game.duel.forfeit(player, self.now())
+            self.end_game(game)
+        else:
+            self.resend_for(game, player)
+
+    # -- time and the end ---------------------------------------------------------------------
+
+    def on_timer(self) -> None:
+        now = self.now()
+        for key, entry in list(self.waiting.items()):
+            if now - entry.since > 60.0:  # a connect nobody answered
+                del self.waiting[key]
+        for game in list(self.games.values()):
+            duel = game.duel
+            if not duel.finished:
+                duel.check_time(now)
+                if duel.finished:
+                    self.end_game(game)
+                    continue
+                if len(game.flux_seen) < 2 and now >= game.next_start:
+                    if game.start_tries >= START_TRIES:
+                        duel.finish(now, None, "no_show")
+                        self.end_game(game)
+                    else:
+                        self.send_starts(game)
+            elif game.end_message is not None:
+                if now - duel.ended > END_LINGER or len(game.end_acked) == 2:
+                    self.forget(game)
+                elif now >= game.next_end:
+                    self.send_ends(game)
+
+    def end_game(self, game: Game) -> defer.Deferred:
+        """Record the result (before anyone is told), then send game_end until acked."""
+        if game.ending:
+            return defer.succeed(None)
+        game.ending = True
+        duel = game.duel
+        ranked = duel.reason not in ("server_shutdown", "no_show")
+        players = []
+        for name in duel.names:
+            outcome = ("draw" if duel.winner is None else
+                       "win" if duel.winner == name else "loss")
+            players.append(MatchPlayer(game.accounts[name].id, outcome,
+                                       duel.sides[name].score,
+                                       {"pieces_placed": duel.sides[name].pieces_placed}))
+        result = MatchResult(GAME, players, duel.reason, ranked=ranked,
+                             k_factor=self.settings.k_factor, started_at=iso(duel.started),
+                             ended_at=iso(duel.ended),
+                             details={"game_name": game.name, "scores": duel.scores(),
+                                      "duration": round(duel.ended - duel.started, 3)})
+        d = self.core.ratings.record_match(result)
+        self.recording.add(d)
+
+        def committed(recorded):
+            game.end_message = {"command": "game_end", "game_name": game.name,
+                                "winner": duel.winner, "score": duel.scores(),
+                                "reason": duel.reason,
+                                "elo": {name: round(recorded.ratings[
+                                    game.accounts[name].id].rating, 2)
+                                    for name in duel.names}}
+            self.send_ends(game)
+
+        def failed(failure):
+            log.failure("blockattack: recording game {game} failed", failure, game=game.name)
+            game.end_message = {"command": "game_end", "game_name": game.name,
+                                "winner": duel.winner, "score": duel.scores(),
+                                "reason": duel.reason, "elo": None}
+            self.send_ends(game)
+
+        d.addCallbacks(committed, failed)
+        d.addBoth(lambda _: self.recording.discard(d))
+        return d
+
+    def send_ends(self, game: Game) -> None:
+        game.next_end = self.now() + END_RESEND
+        for name in game.duel.names:
+            if name not in game.end_acked:
+                self.send(dict(game.end_message, timestamp=self.timestamp()),
+                          game.addresses[name])
+
+    def forget(self, game: Game) -> None:
+        self.games.pop(game.name, None)
+        for name in game.duel.names:
+            if self.game_of.get(name.casefold()) is game:
+                del self.game_of[name.casefold()]
+
+
+def game_name_of(game: Game, key: str) -> str:
+    """The player's name as the game knows it, from its case-folded key."""
+    for name in game.duel.names:
+        if name.casefold() == key:
+            return name
+    raise KeyError(key)
+
+
+def make_service(core) -> service.IService:
+    settings = core.config.blockattack
+    top = service.MultiService()
+    top.setName(GAME)
+    game = BlockattackService(core)
+    game.setServiceParent(top)
+    top.game = game
+    listener = core.udp_listener(GAME, settings.listen, game)
+    if listener is not None:
+        listener.setServiceParent(top)
+    return top
