@@ -1,0 +1,292 @@
+"""The Block Attack service over a simulated network that drops, duplicates and reorders."""
+
+import json
+import random
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, task
+
+from gamed.blockattack.client import BlockattackClient
+from gamed.blockattack.rules import empty_board
+from gamed.blockattack.service import BlockattackService
+from gamed.core.config import set_option
+
+
+async def until(predicate, clock=None, timeout=10.0, step=0.05):
+    waited = 0.0
+    while not predicate():
+        if waited > timeout:
+            raise AssertionError("timed out")
+        if clock is not None:
+            clock.advance(step)
+        await task.deferLater(reactor, 0.002, lambda: None)
+        waited += step if clock is not None else 0.002
+
+
+class Network:
+    """Carries datagrams between clients and the server with loss, copies and delays."""
+
+    def __init__(self, server, clock, loss=0.0, duplicate=0.0, max_delay=0.0, seed=1):
+        self.server = server
+        self.clock = clock
+        self.random = random.Random(seed)
+        self.loss, self.duplicate, self.max_delay = loss, duplicate, max_delay
+        self.clients = {}  # address -> BlockattackClient
+        self.sent_to = {}  # address -> bytes the server sent there
+        self.received_from = {}  # address -> bytes the server received from there
+        server.transport = self
+
+    def add(self, client_address, name, opponent):
+        client = BlockattackClient(name, opponent,
+                                   lambda data: self.to_server(data, client_address),
+                                   self.clock)
+        self.clients[client_address] = client
+        return client
+
+    def _carry(self, deliver):
+        if self.random.random() < self.loss:
+            return
+        copies = 2 if self.random.random() < self.duplicate else 1
+        for _ in range(copies):
+            delay = self.random.uniform(0, self.max_delay)
+            if delay:
+                self.clock.callLater(delay, deliver)
+            else:
+                deliver()
+
+    def to_server(self, data, address):
+        self.received_from[address] = self.received_from.get(address, 0) + len(data)
+        self._carry(lambda: self.server.datagramReceived(data, address))
+
+    def write(self, data, address):  # the server's transport
+        self.sent_to[address] = self.sent_to.get(address, 0) + len(data)
+        client = self.clients.get(address)
+        if client is not None:
+            self._carry(lambda: client.received(data))
+
+
+def make_service(core, **settings):
+    for key, value in settings.items():
+        core.config = set_option(core.config, "blockattack", key, value)
+    clock = task.Clock()
+    clock.advance(1_800_000_000)  # a realistic epoch, for millisecond timestamps
+    service = BlockattackService(core, clock, new_seed=lambda: 1234)
+    service.startService()
+    return service, clock
+
+
+A, B, C = ("10.0.0.1", 4001), ("10.0.0.2", 4002), ("10.0.0.3", 4003)
+
+
+async def paired(service, clock, network, names=("ann", "ben")):
+    a = network.add(A, names[0], names[1])
+    b = network.add(B, names[1], names[0])
+    a.connect()
+    b.connect()
+
+    def started():
+        if a.game_name is None:
+            a.connect()
+        if b.game_name is None:
+            b.connect()
+        return a.game_name and b.game_name
+
+    await until(started, clock, step=0.3)
+    return a, b
+
+
+def dropped(service, reason):
+    return service.dropped.labels(reason)._value.get()
+
+
+@pytest_twisted.ensureDeferred
+async def test_pairing_game_start_and_flux(core):
+    service, clock = make_service(core)
+    network = Network(service, clock)
+    a, b = await paired(service, clock, network)
+    assert a.game_name == b.game_name
+    assert a.start["self"] == "ann" and a.start["opponent"] == "ben"
+    assert a.start["next_block"] == b.start["next_block"] in "IJLOSTZ"
+    a.board = empty_board()
+    a.board[19][0] = 3
+    a.score = 120
+    a.flux()
+    b.flux()
+    assert b.state["opponent_blocks"][19][0] == 3 and b.state["opponent_score"] == 120
+    assert a.state["user_score"] == 120
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_game_start_repeats_until_the_first_flux_and_connect_is_idempotent(core):
+    service, clock = make_service(core)
+    network = Network(service, clock)
+    a, b = await paired(service, clock, network)
+    starts = network.sent_to[A]
+    clock.advance(2.0)
+    assert network.sent_to[A] > starts  # repeated
+    a.flux()
+    b.flux()
+    after = network.sent_to[A]
+    clock.advance(3.0)
+    assert network.sent_to[A] == after  # no more game_start
+    game_name = a.game_name
+    a.connect()  # a late copy of connect: same game, nothing new
+    assert a.game_name == game_name and len(service.games) == 1
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_lone_connects_wait_and_never_amplify(core):
+    service, clock = make_service(core)
+    network = Network(service, clock)
+    c = network.add(C, "cid", "nobody")
+    c.connect()
+    c.connect()
+    assert network.sent_to.get(C, 0) <= network.received_from[C]
+    for junk in (b"\xff", b"{", b"[]", b"42", b'{"command": 5}', b'{"command": "connect"}',
+                 b'{"command": "game_flux", "game_name": "nope"}', b"x" * 9000):
+        network.to_server(junk, C)
+    assert network.sent_to.get(C, 0) <= network.received_from[C]
+    for reason in ("malformed", "unknown_command", "bad_connect", "unknown_game", "oversize"):
+        assert dropped(service, reason) >= 1, reason
+    assert not service.games
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_stale_duplicate_and_spoofed_datagrams_are_dropped_and_counted(core):
+    service, clock = make_service(core)
+    network = Network(service, clock)
+    a, b = await paired(service, clock, network)
+    a.score = 50
+    a.flux()
+    stamp = a.last_sent
+    stale = json.dumps({"timestamp": stamp, "command": "game_flux", "game_name": a.game_name,
+                        "user_blocks": empty_board(), "user_score": 999}).encode()
+    network.to_server(stale, A)  # a replay with the same timestamp
+    older = stale.replace(str(stamp).encode(), str(stamp - 5).encode())
+    network.to_server(older, A)
+    assert dropped(service, "stale") == 2
+    assert service.games[a.game_name].duel.sides["ann"].score == 50
+    spoofed = stale.replace(str(stamp).encode(), str(stamp + 10).encode())
+    network.to_server(spoofed, C)  # the right game, from a stranger's address
+    assert dropped(service, "wrong_address") == 1
+    assert service.games[a.game_name].duel.sides["ann"].score == 50
+    assert C not in network.sent_to  # never answered
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_bad_reports_get_small_errors_and_change_nothing(core):
+    service, clock = make_service(core)
+    network = Network(service, clock)
+    a, b = await paired(service, clock, network)
+    a.board = [[9] * 10] * 20
+    a.flux()
+    assert a.errors[-1]["error"] == "bad_board"
+    a.board = empty_board()
+    a.flux(power_used="I")
+    assert a.errors[-1]["error"] == "power_unavailable"
+    assert service.games[a.game_name].duel.sides["ann"].board == empty_board()
+
+
+@pytest.mark.parametrize("loss, duplicate, delay", [(0.0, 0.0, 0.0), (0.3, 0.3, 0.4)])
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_powers_apply_exactly_once_on_a_lossy_network(core, loss, duplicate, delay):
+    service, clock = make_service(core, power_every=100)
+    network = Network(service, clock, loss, duplicate, delay, seed=7)
+    a, b = await paired(service, clock, network)
+    game = service.games[a.game_name]
+    ann = game.duel.sides["ann"]
+    a.score = 300  # earns I, R, S
+    while len(ann.powers_available) < 3:
+        a.flux()
+        clock.advance(0.2)
+    for power in ("I", "R", {"power": "S", "shape": "O"}):
+        letter = power if isinstance(power, str) else power["power"]
+        while letter in ann.powers_available:  # resend until one copy gets through
+            a.flux(power_used=power)
+            b.flux()
+            clock.advance(0.2)
+    await until(lambda: len(b.powers_seen) == 3, clock, step=0.2)
+    for _ in range(20):  # more traffic, more copies: still three powers
+        b.flux()
+        a.flux()
+        clock.advance(0.2)
+    assert sorted(e["power"] for e in b.powers_seen.values()) == ["I", "R", "S"]
+    assert game.duel.power_ids == 3
+    assert game.duel.sides["ben"].incoming == {}  # all acknowledged
+    piece = game.duel.next_piece("ben")
+    assert piece.shape == "O" and piece.inverted  # I then R then S on the same piece
+
+
+@pytest.mark.parametrize("loss, duplicate, delay", [(0.0, 0.0, 0.0), (0.35, 0.3, 0.5)])
+@pytest_twisted.ensureDeferred
+async def test_a_whole_game_ends_the_same_way_on_a_lossy_network(core, loss, duplicate,
+                                                                 delay):
+    service, clock = make_service(core, game_seconds=20.0, silence_timeout=30.0)
+    network = Network(service, clock, loss, duplicate, delay, seed=3)
+    a, b = await paired(service, clock, network)
+    for step in range(240):  # 24 s of play at 10 reports per second
+        a.score, b.score = step * 10, step * 7
+        a.flux()
+        b.flux()
+        clock.advance(0.1)
+        await task.deferLater(reactor, 0, lambda: None)
+    await until(lambda: a.end is not None and b.end is not None, clock, step=0.5)
+    for end in (a.end, b.end):
+        assert end["winner"] == "ann" and end["reason"] == "time"
+    rows = await core.ratings.matches(game="blockattack")
+    assert len(rows) == 1 and rows[0]["reason"] == "time"
+    outcome = {p["name"]: p["outcome"] for p in rows[0]["players"]}
+    assert outcome == {"ann": "win", "ben": "loss"}
+    # acknowledged: the game is forgotten after the acks (or the linger time)
+    await until(lambda: not service.games, clock, step=0.5, timeout=30)
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_the_result_is_committed_before_game_end_and_top_out_ends_it(core):
+    service, clock = make_service(core)
+    network = Network(service, clock)
+    a, b = await paired(service, clock, network)
+    seen = []
+    real = network.write
+
+    def spy(data, address):
+        if b'"game_end"' in data and not seen:
+            seen.append(core.ratings.matches(game="blockattack"))
+        real(data, address)
+
+    network.write = spy
+    b.board = empty_board()
+    b.board[0][5] = 2  # topped out
+    b.flux()
+    await until(lambda: a.end is not None, clock)
+    rows = await seen[0]
+    assert rows and rows[0]["reason"] == "top_out"
+    assert a.end["winner"] == "ann" and a.end["elo"]["ann"] == 1016.0
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_silence_forfeit_and_drain(core):
+    service, clock = make_service(core, silence_timeout=5.0)
+    network = Network(service, clock)
+    a, b = await paired(service, clock, network)
+    for _ in range(30):
+        a.flux()
+        clock.advance(0.25)
+    await until(lambda: a.end is not None, clock)
+    assert a.end["reason"] == "timeout" and a.end["winner"] == "ann"
+    c = network.add(C, "cid", "dan")
+    d = network.add(("10.0.0.4", 4004), "dan", "cid")
+    c.connect()
+    d.connect()
+    await until(lambda: c.game_name and d.game_name, clock)
+    await service.stopService()
+    await until(lambda: c.end is not None, clock)
+    assert c.end["reason"] == "server_shutdown" and c.end["winner"] is None
