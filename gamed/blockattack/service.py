@@ -62,6 +62,16 @@ class Game:
     end_acked: set = attrs.Factory(set)
     next_end: float = 0.0
 
+    #: player name -> its last board as JSON bytes (dropped when a new board arrives)
+    encoded_boards: dict = attrs.Factory(dict)
+
+    def board_bytes(self, player: str) -> bytes:
+        data = self.encoded_boards.get(player)
+        if data is None:
+            data = rules.board_json(self.duel.sides[player].board)
+            self.encoded_boards[player] = data
+        return data
+
     def player_at(self, address) -> Optional[str]:
         for name, bound in self.addresses.items():
             if bound == address:
@@ -323,22 +333,28 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
         if event is not None:
             log.debug("blockattack: {by} used {power} on game {game}", by=player,
                       power=event.power, game=game.name)
-        self.send(self.flux_message(game, player), address)
+        game.encoded_boards.pop(player, None)
+        self.stats.messages_out += 1
+        self.transport.write(self.flux_reply(game, player), address)
         if game.duel.finished:
             self.end_game(game)
 
-    def flux_message(self, game: Game, player: str) -> dict:
+    def flux_reply(self, game: Game, player: str) -> bytes:
+        """The game_flux reply, with each board encoded once per report (the hot path:
+        a reply carries two boards and every report gets one)."""
         duel = game.duel
         side, other = duel.sides[player], duel.opponent(player)
         piece = duel.next_piece(player)
-        return {"timestamp": self.timestamp(), "command": "game_flux", "game_name": game.name,
-                "user_blocks": side.board, "opponent_blocks": other.board,
-                "power_used": None,
-                "power_applied": [e.describe() for e in side.incoming.values()],
-                "next_block": piece.shape, "next_piece": piece.describe(),
-                "time_left": round(duel.time_left(self.now()), 3),
-                "user_score": side.score, "opponent_score": other.score,
-                "powers_available": list(side.powers_available)}
+        small = encode({
+            "timestamp": self.timestamp(), "command": "game_flux", "game_name": game.name,
+            "power_used": None,
+            "power_applied": [e.describe() for e in side.incoming.values()],
+            "next_block": piece.shape, "next_piece": piece.describe(),
+            "time_left": round(duel.time_left(self.now()), 3),
+            "user_score": side.score, "opponent_score": other.score,
+            "powers_available": side.powers_available})
+        return (small[:-1] + b',"user_blocks":' + game.board_bytes(player)
+                + b',"opponent_blocks":' + game.board_bytes(other.name) + b"}")
 
     def on_ack(self, message: dict, address, size: int) -> None:
         game, player = self.bound_game(message, address, size)

@@ -155,3 +155,10 @@ def test_any_sequence_of_reports_keeps_the_invariants(reports):
             assert side.powers_earned == side.score // 200
             assert len(side.powers_available) <= side.powers_earned
             assert side.pieces_placed == placed[side.name]
+
+
+def test_board_json_is_json():
+    import json
+
+    grid = board((19, 0, 7), (0, 9, 1))
+    assert json.loads(rules.board_json(grid)) == grid
