@@ -42,7 +42,7 @@ def start_daemon(tmp: str):
     with open(config, "w") as handle:
         handle.write(
             '[database]\nurl = "sqlite:///%s/bench.sqlite3"\n[accounts]\nbcrypt_cost = 4\n'
-            'address_burst = 100000\n'
+            'address_burst = 100000\nbcrypt_queue_limit = 100000\n'
             '[novaglide]\nlisten = "tcp:%d:interface=127.0.0.1:backlog=1024"\n'
             'rate = 1000.0\nburst = 2000\nrejoin_grace = 0.5\n'
             '[blockattack]\nlisten = ""\n[uttt]\nwebsocket = ""\nlisten = ""\n'
@@ -168,8 +168,9 @@ def main(argv=None):
     proc, ports = start_daemon(tmp)
     print("novaglide: %s s per step, bots send input at %g Hz, %d cores"
           % (args.seconds, args.input_hz, os.cpu_count()))
-    print("%8s %8s %10s %12s %10s %14s" % ("matches", "players", "late", "states/s",
-                                           "daemon CPU", "p99 input->state"))
+    print("%8s %8s %10s %12s %10s %17s %10s" % ("matches", "players", "late", "states/s",
+                                                "daemon CPU", "p99 input->state",
+                                                "bots' CPU"))
     best = 0
     try:
         for run, matches in enumerate(int(n) for n in args.matches.split(",")):
@@ -178,16 +179,20 @@ def main(argv=None):
             ticks0 = metric(ports["http"], "gamed_novaglide_ticks_total")
             late0 = metric(ports["http"], "gamed_novaglide_late_ticks_total")
             cpu0, wall0 = cpu_seconds(proc.pid), time.perf_counter()
+            own0 = time.process_time()
             drive(bots, args.seconds, args.input_hz)
-            cpu = (cpu_seconds(proc.pid) - cpu0) / (time.perf_counter() - wall0)
+            wall = time.perf_counter() - wall0
+            cpu = (cpu_seconds(proc.pid) - cpu0) / wall
+            client_cpu = (time.process_time() - own0) / wall
             ticks = metric(ports["http"], "gamed_novaglide_ticks_total") - ticks0
             late = metric(ports["http"], "gamed_novaglide_late_ticks_total") - late0
             states = sum(bot.states for bot in bots) / args.seconds
             latencies = sorted(lat for bot in bots for lat in bot.latencies)
             p99 = latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else float("nan")
             late_share = late / ticks if ticks else 1.0
-            print("%8d %8d %9.2f%% %12.0f %9.0f%% %12.1f ms"
-                  % (matches, 2 * matches, 100 * late_share, states, 100 * cpu, p99), flush=True)
+            print("%8d %8d %9.2f%% %12.0f %9.0f%% %12.1f ms %9.0f%%"
+                  % (matches, 2 * matches, 100 * late_share, states, 100 * cpu, p99,
+                     100 * client_cpu), flush=True)
             for bot in bots:
                 bot.sock.close()
             time.sleep(1.0)

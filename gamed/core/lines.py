@@ -6,7 +6,8 @@ from twisted.internet import protocol
 from twisted.protocols.basic import LineReceiver
 
 from gamed.core.channel import BadFrame
-from gamed.core.transport import Connection, StreamEndpoint, peer_of, refusal_line
+from gamed.core.transport import (Connection, StreamEndpoint, direct_writer, peer_of,
+                                  refusal_line)
 
 
 class JsonLinesProtocol(LineReceiver):
@@ -30,13 +31,14 @@ class JsonLinesProtocol(LineReceiver):
                 self.transport.write(line.encode("utf-8") + b"\n")
             self.transport.loseConnection()
             return
+        self._send_now = direct_writer(self.transport)
         self.connection = Connection(endpoint, peer_of(self.transport), self._write,
                                      self.transport.loseConnection, self.transport,
                                      self._write_prepared)
         self.connection.start()
 
     def _write(self, text: str) -> None:
-        self.transport.write(text.encode("utf-8") + b"\n")
+        self._send_now(text.encode("utf-8") + b"\n")
 
     def _write_prepared(self, frame) -> None:
         self.transport.write(frame.line_bytes())

@@ -205,6 +205,37 @@ class Connection:
         return unsent_bytes(self._tcp)
 
 
+def direct_writer(transport):
+    """For one-off messages (replies, a tick's state): send at once when nothing is queued
+    on a plain TCP transport -- one send() instead of a send plus two epoll updates through
+    the reactor -- and queue like `transport.write` otherwise. Relays keep using
+    `transport.write` (send_prepared), where the reactor's batching wins. Anything that is
+    not a plain Twisted TCP connection (TLS, tests' StringTransport) just gets `write`."""
+    sock = getattr(transport, "socket", None)
+    if sock is None or not all(hasattr(transport, name) for name in
+                               ("dataBuffer", "offset", "_tempDataLen", "disconnecting")):
+        return transport.write
+    queue = transport.write
+    send = sock.send
+
+    def write(data: bytes) -> None:
+        if (transport._tempDataLen or len(transport.dataBuffer) - transport.offset
+                or transport.disconnecting):
+            queue(data)
+            return
+        try:
+            sent = send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            queue(data)  # the reactor will see and report the broken connection
+            return
+        if sent < len(data):
+            queue(data[sent:])
+
+    return write
+
+
 def unsent_bytes(transport) -> int:
     """Bytes a Twisted TCP transport holds that the kernel has not taken yet."""
     if transport is None:
