@@ -18,6 +18,7 @@ from twisted.python import usage
 from gamed.core.config import LISTENER_KEYS, ConfigError, GamedConfig, load_config, set_option
 from gamed.core.metrics import Metrics
 from gamed.core.runtime import Core, build_core
+from gamed.core.services import SequentialMultiService
 from gamed.core.systemd import NotifyService, raise_open_files_limit
 from gamed.store.database import Database, blocking_connect, run_blocking
 from gamed.store.engines import create_engine
@@ -106,7 +107,7 @@ class DatabaseService(service.Service):
         self.database.close()
 
 
-class GamedService(service.MultiService):
+class GamedService(SequentialMultiService):
     """The root service: children stop in reverse order (sd_notify STOPPING=1, HTTP, the
     games draining their players and recording results, accounts, the database last),
     within the configured grace period plus a margin."""
@@ -131,20 +132,10 @@ class GamedService(service.MultiService):
     def stopService(self):
         log.info("shutting down: draining players (grace {grace} s)",
                  grace=self.core.config.shutdown.grace_period)
-        d = defer.ensureDeferred(self._stop_in_order())
+        d = super().stopService()
         d.addTimeout(self.core.config.shutdown.grace_period + 10, self.core.reactor)
         d.addErrback(lambda f: log.failure("shutdown did not complete cleanly", f))
         return d
-
-    async def _stop_in_order(self):
-        """One child after another, newest first, each awaited: the games finish writing
-        their results before the accounts pool and the database close."""
-        service.Service.stopService(self)
-        for child in reversed(list(self)):
-            try:
-                await defer.maybeDeferred(child.stopService)
-            except Exception:
-                log.failure("stopping {child} failed", child=getattr(child, "name", child))
 
 
 def build_services(core: Core) -> service.MultiService:

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from gamed.blockattack import rules
 from gamed.blockattack.settings import BlockattackSettings
 from gamed.core.accounts import AuthError, check_name
+from gamed.core.services import SequentialMultiService
 from gamed.store.accounts import iso
 from gamed.store.ratings import MatchPlayer, MatchResult
 
@@ -474,12 +475,14 @@ def game_name_of(game: Game, key: str) -> str:
 
 def make_service(core) -> service.IService:
     settings = core.config.blockattack
-    top = service.MultiService()
+    # stopped newest first, one after another: the game sends game_end to everyone
+    # before the socket closes
+    top = SequentialMultiService()
     top.setName(GAME)
     game = BlockattackService(core)
-    game.setServiceParent(top)
-    top.game = game
     listener = core.udp_listener(GAME, settings.listen, game)
     if listener is not None:
         listener.setServiceParent(top)
+    game.setServiceParent(top)
+    top.game = game
     return top
