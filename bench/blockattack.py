@@ -26,7 +26,8 @@ import sys
 import tempfile
 import time
 
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+from support import free_port, listen, start_daemon  # noqa: E402 (bench/ is sys.path[0])
+
 BOARD = [[0] * 10 for _ in range(17)] + [[1, 1, 0, 0, 2, 2, 2, 0, 7, 7]] * 3
 
 
@@ -92,35 +93,11 @@ def start_reference(kind: str):
 
 
 def start_gamed(tmp: str):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    http = socket.socket()
-    http.bind(("127.0.0.1", 0))
-    http_port = http.getsockname()[1]
-    http.close()
-    config = os.path.join(tmp, "gamed.toml")
-    with open(config, "w") as handle:
-        handle.write(
-            '[database]\nurl = "sqlite:///%s/bench.sqlite3"\n[accounts]\nbcrypt_cost = 4\n'
-            '[blockattack]\nlisten = "udp:%d:interface=127.0.0.1"\ngame_seconds = 3600.0\n'
-            '[novaglide]\nlisten = ""\n[uttt]\nwebsocket = ""\nlisten = ""\n'
-            '[rooms]\nwebsocket = ""\nlisten = ""\n'
-            '[http]\nlisten = "tcp:%d:interface=127.0.0.1"\n[logging]\nlevel = "warn"\n'
-            % (tmp, port, http_port))
-    log = open(os.path.join(tmp, "daemon.log"), "w")
-    extra = os.environ.get("GAMED_BENCH_TWISTD_ARGS", "").split()  # e.g. --profile=F
-    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", *extra, "gamed", "--config", config],
-                            cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", http_port), 0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("gamed did not start; see %s" % log.name)
+    port, http_port = free_port(socket.SOCK_DGRAM), free_port()
+    proc = start_daemon(tmp, {
+        "blockattack": {"listen": listen(port, "udp"), "game_seconds": "3600.0"},
+        "http": {"listen": listen(http_port)}}, http_port)
+    return proc, port
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import attrs  # noqa: E402
 import bcrypt  # noqa: E402
 
 

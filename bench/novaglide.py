@@ -19,48 +19,21 @@ import os
 import re
 import selectors
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+from support import free_port, listen, start_daemon  # noqa: E402 (bench/ is sys.path[0])
 
 
-def free_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-def start_daemon(tmp: str):
+def start(tmp: str):
     ports = {"novaglide": free_port(), "http": free_port()}
-    config = os.path.join(tmp, "gamed.toml")
-    with open(config, "w") as handle:
-        handle.write(
-            '[database]\nurl = "sqlite:///%s/bench.sqlite3"\n[accounts]\nbcrypt_cost = 4\n'
-            'address_burst = 100000\nbcrypt_queue_limit = 100000\n'
-            '[novaglide]\nlisten = "tcp:%d:interface=127.0.0.1:backlog=1024"\n'
-            'rate = 1000.0\nburst = 2000\nrejoin_grace = 0.5\n'
-            '[blockattack]\nlisten = ""\n[uttt]\nwebsocket = ""\nlisten = ""\n'
-            '[rooms]\nwebsocket = ""\nlisten = ""\n'
-            '[http]\nlisten = "tcp:%d:interface=127.0.0.1"\n[logging]\nlevel = "warn"\n'
-            % (tmp, ports["novaglide"], ports["http"]))
-    log = open(os.path.join(tmp, "daemon.log"), "w")
-    extra = os.environ.get("GAMED_BENCH_TWISTD_ARGS", "").split()  # e.g. --profile=F
-    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", *extra, "gamed", "--config", config],
-                            cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", ports["novaglide"]), 0.2).close()
-            return proc, ports
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("gamed did not start; see %s" % log.name)
+    proc = start_daemon(tmp, {
+        "accounts": {"address_burst": "100000", "bcrypt_queue_limit": "100000"},
+        "novaglide": {"listen": '"tcp:%d:interface=127.0.0.1:backlog=1024"' % ports["novaglide"],
+                      "rate": "1000.0", "burst": "2000", "rejoin_grace": "0.5"},
+        "http": {"listen": listen(ports["http"])}}, ports["novaglide"])
+    return proc, ports
 
 
 def metric(http_port: int, name: str) -> float:
@@ -165,7 +138,7 @@ def main(argv=None):
     parser.add_argument("--input-hz", type=float, default=60.0)
     args = parser.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="gamed-bench-novaglide-")
-    proc, ports = start_daemon(tmp)
+    proc, ports = start(tmp)
     print("novaglide: %s s per step, bots send input at %g Hz, %d cores"
           % (args.seconds, args.input_hz, os.cpu_count()))
     print("%8s %8s %10s %12s %10s %17s %10s" % ("matches", "players", "late", "states/s",

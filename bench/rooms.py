@@ -29,7 +29,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+from support import free_port, listen, start_daemon  # noqa: E402 (bench/ is sys.path[0])
+
 FRAME = '{"t":"pos","x":123.5,"y":456.25,"seq":1}'  # 40 bytes
 
 
@@ -98,33 +99,12 @@ def start_bare(kind: str):
 
 
 def start_gamed(tmp: str):
-    ports = {}
-    for name in ("ws", "lines", "http"):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        ports[name] = sock.getsockname()[1]
-        sock.close()
-    config = os.path.join(tmp, "gamed.toml")
-    with open(config, "w") as handle:
-        handle.write(
-            '[database]\nurl = "sqlite:///%s/bench.sqlite3"\n[accounts]\nbcrypt_cost = 4\n'
-            '[novaglide]\nlisten = ""\n[blockattack]\nlisten = ""\n'
-            '[uttt]\nwebsocket = ""\nlisten = ""\n'
-            '[rooms]\nwebsocket = "tcp:%d:interface=127.0.0.1"\n'
-            'listen = "tcp:%d:interface=127.0.0.1"\nrate = 10000000.0\nburst = 10000000\n'
-            '[http]\nlisten = "tcp:%d:interface=127.0.0.1"\n[logging]\nlevel = "warn"\n'
-            % (tmp, ports["ws"], ports["lines"], ports["http"]))
-    log = open(os.path.join(tmp, "daemon.log"), "w")
-    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "gamed", "--config", config],
-                            cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", ports["lines"]), 0.2).close()
-            return proc, ports
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("gamed did not start; see %s" % log.name)
+    ports = {name: free_port() for name in ("ws", "lines", "http")}
+    proc = start_daemon(tmp, {
+        "rooms": {"websocket": listen(ports["ws"]), "listen": listen(ports["lines"]),
+                  "rate": "10000000.0", "burst": "10000000"},
+        "http": {"listen": listen(ports["http"])}}, ports["lines"])
+    return proc, ports
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import importlib
 import sys
 
 from twisted.application import service
-from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 

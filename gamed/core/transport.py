@@ -153,35 +153,28 @@ class Connection:
         self.send_text(encode(message))
 
     def send_text(self, text: str) -> None:
-        if self.closed:
-            return
-        tcp = self._tcp
-        if self._measurable and (len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen
-                                 > self._max_send_buffer):
-            self._drop_slow_reader()
-            return
-        self._stats.messages_out += 1
-        self._write(text)
+        if self._may_send():
+            self._write(text)
 
     def send_prepared(self, frame: PreparedText) -> None:
-        # the relay's hot path: one call per peer per frame, so the checks are inline
+        # the relay's hot path: one call per peer per frame
+        if self._may_send():
+            if self._lines:
+                self._tcp.write(frame._line or frame.line_bytes())
+            else:
+                self._write_prepared(frame)
+
+    def _may_send(self) -> bool:
+        """Open and under the send-buffer cap; a reader past the cap is dropped (it would
+        grow memory forever). Counts the message that may go."""
         if self.closed:
-            return
+            return False
         tcp = self._tcp
         if self._measurable and (len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen
                                  > self._max_send_buffer):
             self._drop_slow_reader()
-            return
-        self._stats.messages_out += 1
-        if self._lines:
-            tcp.write(frame._line or frame.line_bytes())
-        else:
-            self._write_prepared(frame)
-
-    def _too_slow(self) -> bool:
-        if self.buffered() <= self._max_send_buffer:
             return False
-        self._drop_slow_reader()
+        self._stats.messages_out += 1
         return True
 
     def _drop_slow_reader(self) -> None:

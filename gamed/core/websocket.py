@@ -95,7 +95,6 @@ def websocket_factory(endpoint: StreamEndpoint) -> WebSocketServerFactory:
     factory = WebSocketServerFactory()
     factory.protocol = JsonWebSocketProtocol
     factory.endpoint = endpoint
-    limit = endpoint.limits.max_line_length
     factory.setProtocolOptions(
         # limits enforced by the protocol (see onMessageFrameBegin)
         maxMessagePayloadSize=0,

@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from gamed.core.channel import BadFrame, ConnectionHandler, PreparedText, encode
 from gamed.rooms.messages import (BadRequest, connection_type_of, error, invite_of,
                                   login_details, response, sender_prefix, with_sender)
-from gamed.rooms.rules import LOBBY, RELAY, STARTING, Lobby, Player, RoomError
+from gamed.rooms.rules import RELAY, STARTING, Lobby, Player, RoomError
 from gamed.rooms.settings import RoomsSettings
 
 log = Logger(namespace="gamed.rooms")

@@ -5,7 +5,7 @@ import json
 
 from hypothesis import given, settings, strategies as st
 
-from gamed.core.testing import FakeChannel, connect
+from gamed.core.testing import connect
 from gamed.rooms.messages import with_sender
 from gamed.rooms.service import RoomsService
 from gamed.rooms.settings import RoomsSettings

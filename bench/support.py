@@ -1,0 +1,56 @@
+"""What the benchmarks share: free ports and starting the real daemon on a config."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+# every listener off: a benchmark turns on the one it measures (plus HTTP for /metrics)
+ALL_OFF = {"novaglide": {"listen": '""'}, "blockattack": {"listen": '""'},
+           "uttt": {"websocket": '""', "listen": '""'},
+           "rooms": {"websocket": '""', "listen": '""'}}
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    sock = socket.socket(socket.AF_INET, kind)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def start_daemon(tmp: str, sections: dict, ready_port: int) -> subprocess.Popen:
+    """twistd gamed on SQLite in tmp with `sections` ({section: {key: TOML value}}) over
+    the defaults (bcrypt cost 4, quiet logs, every listener off); returns once
+    `ready_port` accepts. GAMED_BENCH_TWISTD_ARGS adds twistd options (e.g. --profile=F)."""
+    config = {"database": {"url": '"sqlite:///%s/bench.sqlite3"' % tmp},
+              "accounts": {"bcrypt_cost": "4"}, "logging": {"level": '"warn"'}}
+    for section, keys in list(ALL_OFF.items()) + list(sections.items()):
+        config.setdefault(section, {}).update(keys)
+    path = os.path.join(tmp, "gamed.toml")
+    with open(path, "w") as handle:
+        for section, keys in config.items():
+            handle.write("[%s]\n" % section)
+            handle.writelines("%s = %s\n" % item for item in keys.items())
+    log = open(os.path.join(tmp, "daemon.log"), "w")
+    extra = os.environ.get("GAMED_BENCH_TWISTD_ARGS", "").split()
+    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", *extra, "gamed", "--config", path],
+                            cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(600):
+        if proc.poll() is not None:
+            break
+        try:
+            socket.create_connection(("127.0.0.1", ready_port), 0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("gamed did not start; see %s" % log.name)
+
+
+def listen(port: int, kind: str = "tcp") -> str:
+    return '"%s:%d:interface=127.0.0.1"' % (kind, port)
