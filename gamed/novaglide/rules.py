@@ -50,11 +50,21 @@ class Input:
     scheme: str = "wsad"
 
     def direction(self) -> tuple:
-        table = KEY_SCHEMES.get(self.scheme, ALL_KEYS)
-        dx = sum(table[k][0] for k in self.keys if k in table)
-        dy = sum(table[k][1] for k in self.keys if k in table)
-        length = math.hypot(dx, dy)
-        return (0.0, 0.0) if length == 0 else (dx / length, dy / length)
+        """The unit vector the movement keys ask for (cached: a few combinations recur)."""
+        key = (self.keys, self.scheme)
+        found = _DIRECTIONS.get(key)
+        if found is None:
+            table = KEY_SCHEMES.get(self.scheme, ALL_KEYS)
+            dx = sum(table[k][0] for k in self.keys if k in table)
+            dy = sum(table[k][1] for k in self.keys if k in table)
+            length = math.hypot(dx, dy)
+            found = (0.0, 0.0) if length == 0 else (dx / length, dy / length)
+            if len(_DIRECTIONS) < 4096:
+                _DIRECTIONS[key] = found
+        return found
+
+
+_DIRECTIONS: dict = {}
 
 
 IDLE = Input()
@@ -290,6 +300,8 @@ class Arena:
 
 
 _KEYSETS: dict = {}  # interned key sets: clients send the same few combinations
+_NUMBER = (int, float)  # exact types: a JSON true/false is not a coordinate
+_STR_ONLY = frozenset({str})
 
 
 def parse_input(data) -> Input:
@@ -298,11 +310,13 @@ def parse_input(data) -> Input:
         raise ValueError("ingame data must be [[mouse_x, mouse_y], [keys], scheme]")
     mouse, keys = data[0], data[1]
     scheme = data[2] if len(data) > 2 else "wsad"
-    if (not isinstance(mouse, list) or len(mouse) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                       and math.isfinite(v) for v in mouse)):
+    if type(mouse) is not list or len(mouse) != 2:
         raise ValueError("the mouse must be [x, y] numbers")
-    if not isinstance(keys, list) or len(keys) > 16 or not all(isinstance(k, str) for k in keys):
+    x, y = mouse
+    if (type(x) not in _NUMBER or type(y) not in _NUMBER
+            or not (math.isfinite(x) and math.isfinite(y))):
+        raise ValueError("the mouse must be [x, y] numbers")
+    if type(keys) is not list or len(keys) > 16 or not _STR_ONLY.issuperset(map(type, keys)):
         raise ValueError("the keys must be a list of key names")
     if not isinstance(scheme, str):
         raise ValueError("the scheme must be a string")
@@ -312,4 +326,4 @@ def parse_input(data) -> Input:
         keyset = frozenset(k.lower() for k in keys)
         if len(_KEYSETS) < 4096:
             _KEYSETS[signature] = keyset
-    return Input((float(mouse[0]), float(mouse[1])), keyset, scheme.lower())
+    return Input((float(x), float(y)), keyset, scheme.lower())
