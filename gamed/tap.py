@@ -128,6 +128,16 @@ class GamedService(SequentialMultiService):
             parent.setComponent(ILogObserver, make_observer(settings.format, settings.level))
         return super().setServiceParent(parent)
 
+    def privilegedStartService(self):
+        from twisted.internet.error import CannotListenError
+
+        try:
+            super().privilegedStartService()
+        except CannotListenError as exc:
+            sys.stderr.write("gamed: cannot listen on %s:%s: %s\n"
+                             % (exc.interface or "*", exc.port, exc.socketError))
+            raise SystemExit(1)
+
     def stopService(self):
         log.info("shutting down: draining players (grace {grace} s)",
                  grace=self.core.config.shutdown.grace_period)

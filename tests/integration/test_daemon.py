@@ -87,3 +87,24 @@ def test_starts_on_defaults_migrates_and_stops_cleanly_on_sigterm(tmp_path):
     # SIGTERM as success)
     assert code in (0, -signal.SIGTERM), log.read_text()
     assert "Server Shut Down" in log.read_text()
+
+
+def test_a_port_in_use_stops_start_up_with_one_line(tmp_path):
+    import socket
+
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    port = held.getsockname()[1]
+    try:
+        result = twistd("-n", "--pidfile=", "gamed", "--database",
+                        "sqlite:///%s" % (tmp_path / "g.sqlite3"), "--http-listen",
+                        "tcp:%d:interface=127.0.0.1" % port, "--novaglide-listen", "",
+                        "--blockattack-listen", "", "--uttt-websocket", "", "--uttt-listen",
+                        "", "--rooms-websocket", "", "--rooms-listen", "", cwd=tmp_path)
+    finally:
+        held.close()
+    output = result.stdout + result.stderr  # twistd's log already holds stderr by then
+    assert result.returncode != 0
+    assert "cannot listen on 127.0.0.1:%d" % port in output, output
+    assert "Traceback" not in output, output
