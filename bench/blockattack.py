@@ -21,12 +21,11 @@ import json
 import os
 import selectors
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 
-from support import free_port, listen, start_daemon  # noqa: E402 (bench/ is sys.path[0])
+from support import (free_port, listen, start_daemon,  # noqa: E402 (bench/ on sys.path)
+                     start_reference_server)
 
 BOARD = [[0] * 10 for _ in range(17)] + [[1, 1, 0, 0, 2, 2, 2, 0, 7, 7]] * 3
 
@@ -82,14 +81,7 @@ def serve_socketserver(port_file: str) -> None:
 
 
 def start_reference(kind: str):
-    port_file = tempfile.mktemp(prefix="gamed-bench-port-")
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, port_file])
-    for _ in range(200):
-        if os.path.exists(port_file) and open(port_file).read():
-            return proc, int(open(port_file).read())
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("%s did not start" % kind)
+    return start_reference_server(__file__, kind)
 
 
 def start_gamed(tmp: str):

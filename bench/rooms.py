@@ -22,14 +22,13 @@ import json
 import os
 import selectors
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-from support import free_port, listen, start_daemon  # noqa: E402 (bench/ is sys.path[0])
+from support import (free_port, listen, start_daemon,  # noqa: E402 (bench/ on sys.path)
+                     start_reference_server)
 
 FRAME = '{"t":"pos","x":123.5,"y":456.25,"seq":1}'  # 40 bytes
 
@@ -88,14 +87,7 @@ def serve_bare(kind: str, port_file: str) -> None:
 
 
 def start_bare(kind: str):
-    port_file = tempfile.mktemp(prefix="gamed-bench-port-")
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, port_file])
-    for _ in range(200):
-        if os.path.exists(port_file) and open(port_file).read():
-            return proc, int(open(port_file).read())
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("bare relay did not start")
+    return start_reference_server(__file__, kind)
 
 
 def start_gamed(tmp: str):

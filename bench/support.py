@@ -54,3 +54,21 @@ def start_daemon(tmp: str, sections: dict, ready_port: int) -> subprocess.Popen:
 
 def listen(port: int, kind: str = "tcp") -> str:
     return '"%s:%d:interface=127.0.0.1"' % (kind, port)
+
+
+def start_reference_server(script: str, kind: str):
+    """Run `python SCRIPT --serve KIND PORTFILE` (a benchmark's own reference server) and
+    return (process, the port it wrote to PORTFILE)."""
+    import tempfile
+
+    port_file = tempfile.mktemp(prefix="gamed-bench-port-")
+    proc = subprocess.Popen([sys.executable, script, "--serve", kind, port_file])
+    for _ in range(200):
+        if os.path.exists(port_file):
+            with open(port_file) as handle:
+                text = handle.read()
+            if text:
+                return proc, int(text)
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("%s reference server %r did not start" % (script, kind))
