@@ -7,6 +7,7 @@ field raises `BadRequest` with the error code to send back.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Optional
 
 import attrs
@@ -85,14 +86,33 @@ def error(server_id: int, origin_id: Optional[Any], code: str, text: str) -> dic
 
 def sender_prefix(player_id: str) -> str:
     """The text put in front of a relayed object's body: '{"sender":"ID",'."""
-    import json
-
     return '{"sender":' + json.dumps(player_id) + ","
+
+
+def may_carry_sender(frame: str) -> bool:
+    """Whether the frame could hold a top-level "sender" key of the client's own: the key
+    is either written plainly or spelt with a \\u escape ("s\\u0065nder"); no other JSON
+    escape can produce one of its letters. Two substring scans, so the common frame pays
+    almost nothing for the check."""
+    return '"sender"' in frame or "\\u" in frame
 
 
 def with_sender(prefix: str, frame: str) -> Optional[str]:
     """The frame with "sender" added as the object's first field, without decoding it;
-    None when the frame is not a JSON object (it cannot carry a sender)."""
+    None when the frame is not a JSON object (it cannot carry a sender).
+
+    A client cannot pass itself off as another player: a frame that holds a top-level
+    "sender" of its own (browsers' JSON.parse keeps the *last* of duplicate keys) is the
+    one case decoded, stripped of that key and re-encoded behind the server's sender."""
+    if may_carry_sender(frame):
+        try:
+            decoded = json.loads(frame)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, dict) and "sender" in decoded:
+            del decoded["sender"]
+            # not `encode`: a NaN the client sent (json.loads takes it) passes through as sent
+            frame = json.dumps(decoded, separators=(",", ":"), ensure_ascii=False)
     if frame[:1] != "{":
         stripped = frame.lstrip()
         if stripped[:1] != "{":

@@ -151,6 +151,15 @@ def test_relay_adds_sender_first_and_never_echoes():
     assert b.channel.texts == ['{"sender":"%s"}' % a.id]
 
 
+def test_relay_never_lets_a_player_send_as_another():
+    rooms = make_rooms()
+    (a, b), _ = started(rooms, "ann", "ben")
+    a.raw('{"type":"hit","sender":"%s","dmg":99}' % b.id)
+    [text] = b.channel.texts
+    assert json.loads(text) == {"sender": a.id, "type": "hit", "dmg": 99}
+    assert text.count("sender") == 1
+
+
 def test_relay_refuses_non_objects_without_forwarding():
     rooms = make_rooms()
     (a, b), _ = started(rooms, "ann", "ben")
