@@ -236,9 +236,8 @@ class NovaglideGame(service.Service):
                                       "tiebreak": arena.tiebreak,
                                       "seconds": round(arena.frame / rules.FPS, 2)})
         d = self.record(result)
-        d.addCallback(self.announce, match, winner)
-        d.addErrback(lambda f: log.failure("novaglide: match {match_id} end failed", f,
-                                           match_id=match.id))
+        d.addCallbacks(self.announce, self.unrecorded, callbackArgs=(match, winner),
+                       errbackArgs=(match,))
         return d
 
     def record(self, result: MatchResult, attempts: int = 3) -> defer.Deferred:
@@ -255,6 +254,17 @@ class NovaglideGame(service.Service):
         self.recording.add(d)
         d.addBoth(lambda value: (self.recording.discard(d), value)[1])
         return d
+
+    def unrecorded(self, failure, match: Match) -> None:
+        """The result could not be stored (after retries): free the players, tell them."""
+        log.failure("novaglide: match {match_id} could not be recorded", failure,
+                    match_id=match.id)
+        for side in (1, 2):
+            self.match_of.pop(match.accounts[side].id, None)
+            link = match.links[side]
+            if link is not None:
+                link.fail("result_not_saved", "the match ended but its result could not be "
+                                              "saved; it does not count")
 
     def announce(self, recorded, match: Match, winner: Optional[int]) -> None:
         arena = match.arena

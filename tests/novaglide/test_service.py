@@ -221,3 +221,24 @@ def test_any_packet_gets_a_server_packet_and_breaks_nothing(core, packets):
         for message in player.channel.sent[before:]:
             assert message["sender"] == "server" and isinstance(message["data"], list)
     clock.advance(1.0)
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_result_that_cannot_be_saved_frees_the_players(core, monkeypatch):
+    from twisted.internet import defer
+
+    game, clock = make_game(core, match_seconds=0.5)
+    one, two = await matched(game, clock)
+    monkeypatch.setattr(core.ratings, "record_match",
+                        lambda result: defer.fail(RuntimeError("disk full")))
+    game.matches[0].arena.score[2] = 1  # no golden goal: the clock ends it
+    for _ in range(40):
+        clock.advance(1 / 60)
+    for _ in range(3):
+        clock.advance(1.5)  # the retries
+    await until(lambda: not game.match_of)
+    errors = [m for m in one.channel.sent if m.get("flag") == "error"]
+    assert errors and errors[-1]["data"][0] == "result_not_saved"
+    assert not any(m.get("flag") == "end_game_state_1" for m in one.channel.sent)
+    assert (await one.reply("queued_solo", ["no_data"], "Waiting_for_opponent"))
