@@ -10,6 +10,7 @@ golden goal when the clock runs out on a tie.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional
 
@@ -50,21 +51,18 @@ class Input:
     scheme: str = "wsad"
 
     def direction(self) -> tuple:
-        """The unit vector the movement keys ask for (cached: a few combinations recur)."""
-        key = (self.keys, self.scheme)
-        found = _DIRECTIONS.get(key)
-        if found is None:
-            table = KEY_SCHEMES.get(self.scheme, ALL_KEYS)
-            dx = sum(table[k][0] for k in self.keys if k in table)
-            dy = sum(table[k][1] for k in self.keys if k in table)
-            length = math.hypot(dx, dy)
-            found = (0.0, 0.0) if length == 0 else (dx / length, dy / length)
-            if len(_DIRECTIONS) < 4096:
-                _DIRECTIONS[key] = found
-        return found
+        """The unit vector the movement keys ask for."""
+        return direction_of(self.keys, self.scheme)
 
 
-_DIRECTIONS: dict = {}
+@functools.lru_cache(maxsize=4096)  # a few key combinations recur every frame
+def direction_of(keys: frozenset, scheme: str) -> tuple:
+    table = KEY_SCHEMES.get(scheme, ALL_KEYS)
+    dx = sum(table[k][0] for k in keys if k in table)
+    dy = sum(table[k][1] for k in keys if k in table)
+    length = math.hypot(dx, dy)
+    return (0.0, 0.0) if length == 0 else (dx / length, dy / length)
+
 
 
 IDLE = Input()
@@ -297,33 +295,3 @@ class Arena:
             round(self.ball.x, 2), round(self.ball.y, 2), d1.hooking, d2.hooking,
             self.tiebreak,
         ]
-
-
-_KEYSETS: dict = {}  # interned key sets: clients send the same few combinations
-_NUMBER = (int, float)  # exact types: a JSON true/false is not a coordinate
-_STR_ONLY = frozenset({str})
-
-
-def parse_input(data) -> Input:
-    """`ingame` data [[mouse_x, mouse_y], [keys...], scheme] -> Input; ValueError if bad."""
-    if not isinstance(data, list) or len(data) < 2:
-        raise ValueError("ingame data must be [[mouse_x, mouse_y], [keys], scheme]")
-    mouse, keys = data[0], data[1]
-    scheme = data[2] if len(data) > 2 else "wsad"
-    if type(mouse) is not list or len(mouse) != 2:
-        raise ValueError("the mouse must be [x, y] numbers")
-    x, y = mouse
-    if (type(x) not in _NUMBER or type(y) not in _NUMBER
-            or not (math.isfinite(x) and math.isfinite(y))):
-        raise ValueError("the mouse must be [x, y] numbers")
-    if type(keys) is not list or len(keys) > 16 or not _STR_ONLY.issuperset(map(type, keys)):
-        raise ValueError("the keys must be a list of key names")
-    if not isinstance(scheme, str):
-        raise ValueError("the scheme must be a string")
-    signature = tuple(keys)
-    keyset = _KEYSETS.get(signature)
-    if keyset is None:
-        keyset = frozenset(k.lower() for k in keys)
-        if len(_KEYSETS) < 4096:
-            _KEYSETS[signature] = keyset
-    return Input((float(x), float(y)), keyset, scheme.lower())

@@ -23,37 +23,18 @@ from gamed.core.accounts import AuthError
 from gamed.core.channel import ConnectionHandler, encode
 from gamed.novaglide import rules
 from gamed.novaglide.matchmaking import Queue
+from gamed.novaglide.messages import (STATUS_FLAGS, packet, parse_input, state_packet,
+                                      state_tail)
 from gamed.store.ratings import MatchPlayer, MatchResult
 
 log = Logger(namespace="gamed.novaglide")
 
 GAME = "novaglide"
 MAX_CATCH_UP = 5  # frames stepped at most for one late tick
-STATUS_FLAGS = ("online", "unknown", "offline", "waiting_for_opponent", "ingame",
-                "waiting_for_approval", "searching")
 
 
 def iso(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat()
-
-
-_STATE_FORMAT = ("%.3f,%d,%d,%s,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,"
-                 "%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%s,%s,%s")
-_JSON_BOOL = {True: "true", False: "false"}
-
-
-def state_tail(arena: rules.Arena, names_json: str) -> str:
-    """game_state_1's 22 fields after your_side, as JSON text (the seed's order; the same
-    values as `Arena.state_fields`)."""
-    d1, d2 = arena.discs[1], arena.discs[2]
-    h1x, h1y = (d1.hook_x, d1.hook_y) if d1.hook_state else (d1.x, d1.y)
-    h2x, h2y = (d2.hook_x, d2.hook_y) if d2.hook_state else (d2.x, d2.y)
-    return _STATE_FORMAT % (
-        arena.remaining, arena.score[1], arena.score[2], names_json,
-        d1.x, d1.y, d2.x, d2.y, h1x, h1y, h2x, h2y,
-        d1.dash_cooldown, d1.hook_cooldown, d2.dash_cooldown, d2.hook_cooldown,
-        arena.ball.x, arena.ball.y, _JSON_BOOL[d1.hook_state is not None],
-        _JSON_BOOL[d2.hook_state is not None], _JSON_BOOL[arena.tiebreak])
 
 
 @attrs.define(eq=False)
@@ -164,12 +145,10 @@ class NovaglideGame(service.Service):
         # the 22 shared fields are formatted once (one C-level format, no json.dumps);
         # only your_side and player_id differ between the two players' packets
         tail = state_tail(match.arena, match.names_json)
-        head = '{"time":"%s","sender":"server","player_id":' % stamp
         for side in (1, 2):
             link = match.links[side]
             if link is not None:
-                link.channel.send_text('%s%d,"flag":"game_state_1","data":[%d,%s]}'
-                                       % (head, side, side, tail))
+                link.channel.send_text(state_packet(stamp, side, tail))
 
     # -- queue and matches ---------------------------------------------------------------------
 
@@ -357,14 +336,10 @@ class NovaConnection(ConnectionHandler):
     # -- sending ----------------------------------------------------------------------------
 
     def send(self, flag: str, data: list, **extra) -> None:
-        packet = {"time": iso(self.game.now()), "sender": "server", "flag": flag,
-                  "data": data}
-        packet.update(extra)
-        self.channel.send(packet)
+        self.channel.send(packet(flag, data, iso(self.game.now()), **extra))
 
     def error_message(self, code, detail, request):
-        return {"time": iso(self.game.now()), "sender": "server", "flag": "error",
-                "data": [code, detail]}
+        return packet("error", [code, detail], iso(self.game.now()))
 
     def fail(self, code: str, detail: str) -> None:
         self.channel.send(self.error_message(code, detail, None))
@@ -502,7 +477,7 @@ class NovaConnection(ConnectionHandler):
             self.fail("not_in_match", "ingame input outside a match")
             return
         try:
-            control = rules.parse_input(data)
+            control = parse_input(data)
         except ValueError as exc:
             self.fail("bad_input", str(exc))
             return
