@@ -18,7 +18,8 @@ from twisted.application import service
 from twisted.internet import defer, protocol, task
 from twisted.logger import Logger
 
-from gamed.blockattack import rules
+from gamed.blockattack import messages, rules
+from gamed.blockattack.messages import encode
 from gamed.blockattack.settings import BlockattackSettings
 from gamed.core.accounts import AuthError, check_name
 from gamed.core.services import SequentialMultiService
@@ -33,10 +34,6 @@ START_RESEND = 1.0  # seconds between game_start copies until the first game_flu
 START_TRIES = 30
 END_RESEND = 1.0
 END_LINGER = 15.0  # seconds a finished game keeps resending game_end and answering
-
-
-def encode(message: dict) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode("utf-8")
 
 
 @attrs.define
@@ -144,10 +141,10 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
 
     def answer_error(self, address, received: int, code: str, text: str) -> None:
         """A small error, only where it cannot amplify (see the module docstring)."""
-        data = encode({"command": "error", "error": code, "message": text})
+        data = encode(messages.error(code, text))
         bound = any(address in g.addresses.values() for g in self.games.values())
         if len(data) > received and not bound:
-            data = encode({"command": "error", "error": code})
+            data = encode(messages.error(code))
             if len(data) > received:
                 return
         if self.transport is not None:
@@ -218,7 +215,7 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
             d.addBoth(lambda result: (self.pairing.difference_update((key, other_key)),
                                       result)[1])
             return
-        reply = {"command": "waiting", "opponent": opponent}
+        reply = messages.waiting(opponent)
         if len(encode(reply)) <= size:
             self.send(reply, address)
 
@@ -269,17 +266,8 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
                 self.send(self.start_message(game, player), game.addresses[player])
 
     def start_message(self, game: Game, player: str) -> dict:
-        duel = game.duel
-        other = duel.opponent(player)
-        piece = duel.next_piece(player)
-        return {"timestamp": self.timestamp(), "command": "game_start", "game_name": game.name,
-                "self": player, "opponent": other.name,
-                "user_blocks": duel.sides[player].board, "opponent_blocks": other.board,
-                "next_block": piece.shape, "next_piece": piece.describe(),
-                "time_left": round(duel.time_left(self.now()), 3),
-                "user_score": duel.sides[player].score, "opponent_score": other.score,
-                "powers_available": list(duel.sides[player].powers_available),
-                "power_every": duel.power_every}
+        return messages.game_start(self.timestamp(), game.name, game.duel, player,
+                                   self.now())
 
     def resend_for(self, game: Game, player: str) -> None:
         address = game.addresses[player]
@@ -341,21 +329,9 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
             self.end_game(game)
 
     def flux_reply(self, game: Game, player: str) -> bytes:
-        """The game_flux reply, with each board encoded once per report (the hot path:
-        a reply carries two boards and every report gets one)."""
-        duel = game.duel
-        side, other = duel.sides[player], duel.opponent(player)
-        piece = duel.next_piece(player)
-        small = encode({
-            "timestamp": self.timestamp(), "command": "game_flux", "game_name": game.name,
-            "power_used": None,
-            "power_applied": [e.describe() for e in side.incoming.values()],
-            "next_block": piece.shape, "next_piece": piece.describe(),
-            "time_left": round(duel.time_left(self.now()), 3),
-            "user_score": side.score, "opponent_score": other.score,
-            "powers_available": side.powers_available})
-        return (small[:-1] + b',"user_blocks":' + game.board_bytes(player)
-                + b',"opponent_blocks":' + game.board_bytes(other.name) + b"}")
+        other = game.duel.opponent(player).name
+        return messages.game_flux(self.timestamp(), game.name, game.duel, player, self.now(),
+                                  game.board_bytes(player), game.board_bytes(other))
 
     def on_ack(self, message: dict, address, size: int) -> None:
         game, player = self.bound_game(message, address, size)
@@ -432,19 +408,14 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
         self.recording.add(d)
 
         def committed(recorded):
-            game.end_message = {"command": "game_end", "game_name": game.name,
-                                "winner": duel.winner, "score": duel.scores(),
-                                "reason": duel.reason,
-                                "elo": {name: round(recorded.ratings[
-                                    game.accounts[name].id].rating, 2)
-                                    for name in duel.names}}
+            game.end_message = messages.game_end(game.name, duel, {
+                name: round(recorded.ratings[game.accounts[name].id].rating, 2)
+                for name in duel.names})
             self.send_ends(game)
 
         def failed(failure):
             log.failure("blockattack: recording game {game} failed", failure, game=game.name)
-            game.end_message = {"command": "game_end", "game_name": game.name,
-                                "winner": duel.winner, "score": duel.scores(),
-                                "reason": duel.reason, "elo": None}
+            game.end_message = messages.game_end(game.name, duel, None)
             self.send_ends(game)
 
         d.addCallbacks(committed, failed)
