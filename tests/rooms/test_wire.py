@@ -155,3 +155,72 @@ async def test_a_player_who_stops_reading_is_dropped_and_the_others_told():
     finally:
         for port in ports.values():
             await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_oversize_frames_get_an_error_then_close_and_the_room_carries_on():
+    settings = RoomsSettings(max_line_length=1024)
+    rooms, stats, ports = await listen(settings)
+    try:
+        def script():
+            host, guest, host_id, guest_id = lobby_script(ports)  # host on WS, guest on TCP
+            guest.send_text('{"type":"big","pad":"%s"}' % ("x" * 2000))
+            refusal = json.loads(guest.recv_text())
+            try:
+                closed = guest.recv_text() is None
+            except (EOFError, OSError):
+                closed = True
+            left = host.recv_text()
+            # the host, alone now, is still served: end the game and leave the room
+            host.send_text('#{"id":9,"type":"end_game"}')
+            ack = host.recv_text()
+            leave = converse(host, {"id": 10, "type": "room_leave"}, "room_leave_response")
+            host.close()
+            return refusal, closed, left, ack, leave, guest_id
+
+        refusal, closed, left, ack, leave, guest_id = await threads.deferToThread(script)
+        assert refusal["type"] == "error" and refusal["error"] == "line_too_long"
+        assert closed
+        control = json.loads(left[1:])
+        assert left[0] == "#" and control["type"] == "player_left"
+        assert control["player"] == guest_id and control["reason"] == "line_too_long"
+        assert json.loads(ack[1:])["type"] == "end_game_ack"
+        assert leave["result"] == "ok" and rooms.lobby.rooms == {}
+    finally:
+        for port in ports.values():
+            await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_oversize_websocket_frame_in_the_lobby_is_refused_and_announced():
+    settings = RoomsSettings(max_line_length=1024)
+    rooms, stats, ports = await listen(settings)
+    try:
+        def script():
+            host = LineClient(ports["lines"].getHost().port)
+            guest = WsClient(ports["websocket"].getHost().port)
+            converse(host, {"id": 0, "type": "login", "details": {"username": "tcpann"}},
+                     "login_response")
+            guest_id = converse(guest, {"id": 0, "type": "login",
+                                        "details": {"username": "wsben"}},
+                                "login_response")["playerId"]
+            invite = converse(host, {"id": 1, "type": "room_create"},
+                              "room_create_response")["inviteId"]
+            converse(guest, {"id": 1, "type": "room_join", "inviteId": invite},
+                     "room_join_response")
+            guest.send_text(json.dumps({"id": 2, "type": "room_leave", "pad": "x" * 2000}))
+            refusal = json.loads(guest.recv_text())
+            assert json.loads(host.recv_text())["type"] == "event_player_joined"
+            left = json.loads(host.recv_text())
+            guest.close()
+            return host, refusal, left, guest_id
+
+        host, refusal, left, guest_id = await threads.deferToThread(script)
+        host.close()
+        assert refusal["type"] == "error" and refusal["error"] == "line_too_long"
+        assert left["type"] == "event_player_left" and left["player"] == guest_id
+        [room] = rooms.lobby.rooms.values()
+        assert [p.username for p in room.players] == ["tcpann"] and room.host.username == "tcpann"
+    finally:
+        for port in ports.values():
+            await port.stopListening()
