@@ -117,6 +117,8 @@ class RoomsConnection(ConnectionHandler):
         return error(self.rooms.next_id(), origin, code, detail)
 
     def fail(self, request: dict, code: str, text: str):
+        log.debug("rooms: refused {kind} from {peer}: {code}", kind=request.get("type"),
+                  peer=self.channel.peer, code=code)
         self.channel.send(self.error_message(code, text, request))
 
     def control(self, message: dict):

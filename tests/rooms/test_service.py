@@ -265,3 +265,37 @@ def test_any_input_gets_answers_and_never_breaks_the_lobby(frames):
     b.take()
     a.send("room_start", connectionType="server_broadcast")
     assert any(m.get("type") == "event_room_start" for m in b.take())
+
+
+def core_with(overrides=None):
+    from twisted.internet import reactor
+
+    from gamed.core.metrics import Metrics
+    from gamed.core.runtime import Core
+    from gamed.core.testing import make_test_config
+
+    return Core(reactor=reactor, config=make_test_config(overrides), database=None,
+                accounts=None, ratings=None, friends=None, metrics=Metrics(), presence=None,
+                random=None)
+
+
+def test_make_service_builds_both_listeners_and_reports_metrics():
+    from gamed.rooms.service import make_service
+
+    core = core_with()
+    top = make_service(core)
+    rooms = top.getServiceNamed("rooms")
+    assert isinstance(rooms, RoomsService) and len(list(top)) == 3
+    assert set(core.endpoints) == {("rooms", "websocket"), ("rooms", "lines")}
+    assert core.endpoints[("rooms", "lines")].limits is core.config.rooms
+    Client(rooms, "ann").request("room_create")
+    text = core.metrics.render().decode()
+    assert "gamed_rooms_open 1.0" in text and "gamed_rooms_players 1.0" in text
+
+
+def test_an_empty_listen_value_disables_that_listener():
+    from gamed.rooms.service import make_service
+
+    core = core_with({("rooms", "websocket"): ""})
+    top = make_service(core)
+    assert len(list(top)) == 2 and set(core.endpoints) == {("rooms", "lines")}
