@@ -224,3 +224,40 @@ async def test_an_oversize_websocket_frame_in_the_lobby_is_refused_and_announced
     finally:
         for port in ports.values():
             await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_flooding_player_is_limited_then_dropped_and_the_others_told():
+    settings = RoomsSettings(rate=5.0, burst=20, flood_close_after=10)
+    rooms, stats, ports = await listen(settings)
+    try:
+        def script():
+            host, guest, host_id, guest_id = lobby_script(ports)  # the guest is on TCP
+            guest.sock.sendall(b"".join(b'{"n":%d}\n' % n for n in range(60)))
+            got = []
+            while True:
+                text = host.recv_text()
+                got.append(text)
+                if text.startswith("#"):
+                    break
+            replies = []
+            try:
+                while True:
+                    replies.append(json.loads(guest.recv_text()))
+            except (EOFError, OSError):
+                pass
+            host.close()
+            return got, replies, guest_id
+
+        got, replies, guest_id = await threads.deferToThread(script)
+        relayed, left = got[:-1], json.loads(got[-1][1:])
+        # the burst went through (less the two lobby frames the guest had sent), in order
+        assert [json.loads(t)["n"] for t in relayed] == list(range(len(relayed)))
+        assert 10 <= len(relayed) <= 20
+        assert left["type"] == "player_left" and left["player"] == guest_id
+        assert left["reason"] == "flood"
+        codes = [r.get("error") for r in replies if r.get("type") == "error"]
+        assert codes[0] == "rate_limited" and codes[-1] == "flood"
+    finally:
+        for port in ports.values():
+            await port.stopListening()
