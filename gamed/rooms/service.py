@@ -68,6 +68,8 @@ class RoomsConnection(ConnectionHandler):
         self.player: Optional[Player] = None
         self.prefix = ""
         self.pending: list = []
+        #: dropped for a full queue, waiting for the transport to report the close
+        self.dropped = False
         # the relay's targets, rebuilt when the room changes: (room, room.changes)
         self._targets_of = None
         self._sends: list = []
@@ -214,6 +216,8 @@ class RoomsConnection(ConnectionHandler):
                                    players=room.describe())
 
     def on_ack(self, request: dict):
+        if self.dropped:
+            return
         self.rooms.lobby.acknowledge(self.player)
         queued, self.pending = self.pending, []
         for frame in queued:
@@ -234,10 +238,13 @@ class RoomsConnection(ConnectionHandler):
         for send in self._sends:
             send(frame)
         for link in self._starting:
+            if link.dropped:
+                continue  # closing; its departure reaches the room when the socket is gone
             if len(link.pending) >= self.rooms.settings.max_queued_frames:
                 log.info("rooms: dropping {player_id}: {limit} frames queued before its ack",
                          player_id=link.player.id, limit=len(link.pending))
                 link.pending = []
+                link.dropped = True
                 link.channel.close("relay_queue_full")
             else:
                 link.pending.append(frame)

@@ -190,6 +190,13 @@ def test_frames_for_a_player_who_has_not_acked_are_queued_then_dropped_past_the_
     for n in range(3):
         x.raw('{"n":%d}' % n)
     assert y.channel.closed and y.channel.close_reason == "relay_queue_full"
+    # until the transport reports the close, nothing more is queued or delivered to it
+    y.take()
+    for n in range(10):
+        x.raw('{"n":%d}' % n)
+    assert y.handler.pending == []
+    y.send("event_room_start_ack")
+    assert y.channel.texts == []
 
 
 def test_end_game_control_and_disconnect_during_relay():
