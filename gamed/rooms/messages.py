@@ -2,7 +2,9 @@
 
 Requests are read leniently where the seed and the real client differ (`requestId` /
 `request_id` / `responseId`, `isHost` / `host`) and strictly where types matter; a bad
-field raises `BadRequest` with the error code to send back.
+field raises `BadRequest` with the error code to send back. The fields are checked by
+hand rather than structured with cattrs: its default str/int hooks would coerce (5 -> "5",
+True -> 1) where the lobby must refuse, and each field needs its own wire error code.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ MAX_USERNAME = 32
 
 
 class BadRequest(Exception):
+    """A request the lobby cannot read; `code` is the wire error code."""
+
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
@@ -24,6 +28,8 @@ class BadRequest(Exception):
 
 @attrs.frozen
 class LoginDetails:
+    """The profile a player logs in with (the PlayerObject less what the server decides)."""
+
     username: str
     avatar: int = 0
     color: int = 0
