@@ -1,6 +1,6 @@
 """Relay throughput of an 8-player room: gamed against a bare Twisted relay, same run.
 
-    python bench/rooms.py [--seconds 5] [--players 8] [--window 256]
+    python bench/rooms.py [--seconds 5] [--players 8] [--window 256] [--rounds 1]
 
 For each transport (TCP JSON lines, WebSocket) it measures delivered frames per second
 (one frame from one player reaching one other player counts once) of:
@@ -257,43 +257,54 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--players", type=int, default=8)
     parser.add_argument("--window", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure each side this many times, alternating; keep the best")
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORTFILE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve_bare(*args.serve)
         return
-    print("%d-player room, %d-byte frames, window %d frames per sender, %.0f s per run, %d cores"
-          % (args.players, len(FRAME), args.window, args.seconds, os.cpu_count()))
+    print("%d-player room, %d-byte frames, window %d frames per sender, %.0f s per run, "
+          "best of %d, %d cores" % (args.players, len(FRAME), args.window, args.seconds,
+                                    args.rounds, os.cpu_count()))
     tmp = tempfile.mkdtemp(prefix="gamed-bench-rooms-")
-    results = {}
+    # best of --rounds, bare and gamed alternating: on a shared machine a neighbour's burst
+    # lowers one run, never raises it
+    best = {"TCP lines": [0.0, 0.0], "WebSocket": [0.0, 0.0]}
     gamed_proc, gamed_ports = start_gamed(tmp)
     try:
-        for websocket, label in ((False, "TCP lines"), (True, "WebSocket")):
-            proc, port = start_bare("websocket" if websocket else "lines")
-            try:
-                conns = bare_room(port, args.players, websocket)
-                bare = measure(conns, args.seconds, args.window, len(FRAME) + (2 if websocket
-                                                                             else 1))
+        for round_ in range(args.rounds):
+            for websocket, label in ((False, "TCP lines"), (True, "WebSocket")):
+                proc, port = start_bare("websocket" if websocket else "lines")
+                try:
+                    conns = bare_room(port, args.players, websocket)
+                    bare = measure(conns, args.seconds, args.window,
+                                   len(FRAME) + (2 if websocket else 1))
+                    close_all(conns)
+                finally:
+                    proc.kill()
+                    proc.wait()
+                conns = gamed_room(gamed_ports["ws" if websocket else "lines"], args.players,
+                                   websocket)
+                ours = measure(conns, args.seconds, args.window, gamed_frame_size(websocket))
                 close_all(conns)
-            finally:
-                proc.kill()
-                proc.wait()
-            conns = gamed_room(gamed_ports["ws" if websocket else "lines"], args.players,
-                               websocket)
-            ours = measure(conns, args.seconds, args.window, gamed_frame_size(websocket))
-            close_all(conns)
-            results[label] = (bare, ours)
-            print("%-10s bare Twisted relay %9.0f frames/s   gamed %9.0f frames/s   (%.0f%%)"
-                  % (label, bare, ours, 100 * ours / bare), flush=True)
+                best[label] = [max(best[label][0], bare), max(best[label][1], ours)]
+                if args.rounds > 1:
+                    print("  round %d %-10s bare %9.0f   gamed %9.0f"
+                          % (round_ + 1, label, bare, ours), flush=True)
     finally:
         gamed_proc.terminate()
         gamed_proc.wait(timeout=20)
-    bare_lines, ours_lines = results["TCP lines"]
-    _, ours_ws = results["WebSocket"]
-    print("goals: TCP lines >= 50%% of bare: %s; WebSocket >= 166k (Colyseus RelayRoom): %s"
+    for label, (bare, ours) in best.items():
+        print("%-10s bare Twisted relay %9.0f frames/s   gamed %9.0f frames/s   (%.0f%%)"
+              % (label, bare, ours, 100 * ours / bare), flush=True)
+    bare_lines, ours_lines = best["TCP lines"]
+    bare_ws, ours_ws = best["WebSocket"]
+    print("goals: TCP lines >= 50%% of bare: %s; WebSocket >= 166k (Colyseus RelayRoom): %s, "
+          ">= 88%% of bare autobahn (Colyseus's share on the reference machine): %s"
           % ("met" if ours_lines >= 0.5 * bare_lines else "NOT met",
-             "met" if ours_ws >= 166000 else "NOT met"))
-
+             "met" if ours_ws >= 166000 else "NOT met",
+             "met" if ours_ws >= 0.88 * bare_ws else "NOT met"))
 
 if __name__ == "__main__":
     main()
