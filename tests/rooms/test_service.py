@@ -3,7 +3,7 @@
 import itertools
 import json
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from gamed.core.testing import connect
 from gamed.rooms.messages import with_sender
@@ -306,3 +306,85 @@ def test_an_empty_listen_value_disables_that_listener():
     core = core_with({("rooms", "websocket"): ""})
     top = make_service(core)
     assert len(list(top)) == 2 and set(core.endpoints) == {("rooms", "lines")}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["send", "send", "send", "ack", "ack", "end",
+                                           "drop"]),
+                          st.integers(0, 3)), min_size=4, max_size=40))
+@example([("ack", 0), ("send", 0), ("ack", 1), ("send", 0), ("send", 1)])
+@example([("ack", 0), ("ack", 1), ("send", 0), ("end", 1), ("send", 0), ("drop", 2),
+          ("send", 0), ("ack", 3)])
+@example([("ack", 0)] + [("send", 0)] * 4 + [("ack", 1), ("send", 1)])
+def test_relay_matches_a_model_of_phases_queues_and_departures(actions):
+    """Four players just told to start; random acks, frames, end_games and disconnects.
+    Every player receives exactly the frames the model says, in order: frames of players
+    in the game, never its own, queued until its ack, none after it ended or left; a
+    player whose queue overflows is dropped."""
+    limit = 3
+    rooms = make_rooms(max_queued_frames=limit)
+    clients, _ = room_of(rooms, "ann", "ben", "cid", "dee")
+    clients[0].send("room_start", connectionType="server_broadcast")
+    for client in clients:
+        client.take()
+    phase = ["starting"] * 4
+    pending = [[] for _ in clients]
+    expected = [[] for _ in clients]
+    received = [[] for _ in clients]
+    gone = [False] * 4
+
+    def collect():
+        for n, client in enumerate(clients):
+            received[n] += [t for t in client.channel.texts if t.startswith('{"sender":')]
+            client.take()
+            # the transport reports a close the handler asked for
+            if client.channel.closed and not gone[n]:
+                gone[n] = True
+                client.handler.connection_lost(client.channel.close_reason)
+
+    for serial, (action, n) in enumerate(actions):
+        if gone[n]:
+            continue
+        client = clients[n]
+        if action == "send" and phase[n] == "relay":
+            frame = '{"n":%d}' % serial
+            client.raw(frame)
+            for m in range(4):
+                if m == n or gone[m]:
+                    continue
+                if phase[m] == "relay":
+                    expected[m].append((client.id, serial))
+                elif phase[m] == "starting":
+                    if len(pending[m]) >= limit:
+                        phase[m] = "dropped"
+                    else:
+                        pending[m].append((client.id, serial))
+        elif action == "ack" and phase[n] != "relay":  # once relaying, an ack is just data
+            client.send("event_room_start_ack")
+            if phase[n] == "starting":
+                phase[n] = "relay"
+                expected[n] += pending[n]
+                pending[n] = []
+        elif action == "end":
+            client.raw('#{"id":1,"type":"end_game"}')
+            if phase[n] in ("starting", "relay"):
+                phase[n], pending[n] = "lobby", []
+        elif action == "drop":
+            client.channel.close("test")
+        collect()
+        for m in range(4):
+            if phase[m] == "dropped":
+                assert gone[m] and clients[m].channel.close_reason == "relay_queue_full"
+            if gone[m] and phase[m] != "dropped":
+                phase[m] = "gone"
+    for n, client in enumerate(clients):
+        got = [(json.loads(t)["sender"], json.loads(t)["n"]) for t in received[n]]
+        assert got == expected[n], (n, phase[n])
+    # the lobby agrees: whoever is left is in the room, in the phase the model says
+    for n, client in enumerate(clients):
+        player = client.handler.player
+        if gone[n]:
+            assert player is None
+        else:
+            assert player.phase == {"starting": "starting", "relay": "relay",
+                                    "lobby": "lobby"}[phase[n]]
