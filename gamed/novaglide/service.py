@@ -11,6 +11,7 @@ both Elo changes) before `end_game_state_1` is sent.
 from __future__ import annotations
 
 import datetime
+import functools
 import itertools
 from typing import Optional
 
@@ -330,8 +331,12 @@ class NovaConnection(ConnectionHandler):
             "queued_solo": self.on_queue,
             "ingame": self.on_ingame,
         }
+        #: flags a connection may send before logging in
+        self.public = {"log_in_data"}
         for flag in STATUS_FLAGS:
-            self.dispatch.setdefault(flag, self.on_status)
+            if flag not in self.dispatch:  # "ingame" is input, not a status
+                self.dispatch[flag] = functools.partial(self.on_status, flag)
+                self.public.add(flag)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -356,7 +361,7 @@ class NovaConnection(ConnectionHandler):
         if not isinstance(data, list):
             self.fail("bad_data", "data must be a list")
             return
-        if self.account is None and handler not in (self.on_login, self.on_status):
+        if self.account is None and flag not in self.public:
             self.fail("not_logged_in", "log in first (log_in_data [name, password])")
             return
         result = handler(data)
@@ -401,7 +406,11 @@ class NovaConnection(ConnectionHandler):
         self.send("change_of_status", ["online", "registering new user" if created
                                        else "known user", account.id])
 
-    def on_status(self, data):
+    def on_status(self, client_status, data):
+        """The client shares its status; the answer is the server's view. A client that
+        says "online" (not searching) while queued has left the queue."""
+        if client_status == "online" and self.account is not None:
+            self.game.queue.remove(self.account.id)
         self.send("change_of_status", [self.game.status_of(self),
                                        self.account.name if self.account else "not logged in",
                                        self.account.id if self.account else "unknown"])

@@ -242,3 +242,17 @@ async def test_a_result_that_cannot_be_saved_frees_the_players(core, monkeypatch
     assert errors and errors[-1]["data"][0] == "result_not_saved"
     assert not any(m.get("flag") == "end_game_state_1" for m in one.channel.sent)
     assert (await one.reply("queued_solo", ["no_data"], "Waiting_for_opponent"))
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_client_back_online_leaves_the_queue(core):
+    game, clock = make_game(core)
+    one = Player(game)
+    await one.login("quitter")
+    await one.reply("queued_solo", ["no_data"], "Waiting_for_opponent")
+    await until(lambda: game.queue.entries)
+    status = await one.reply("waiting_for_opponent", ["no_data"], "change_of_status")
+    assert status["data"][0] == "waiting_for_opponent"  # still queued
+    status = await one.reply("online", ["no_data"], "change_of_status")
+    assert status["data"][0] == "online" and len(game.queue) == 0
