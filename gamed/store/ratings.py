@@ -163,6 +163,23 @@ def record_match_txn(cur: Cursor, result: MatchResult, ended_at: str) -> Recorde
     return RecordedMatch(match_id, changes, after)
 
 
+def _newest_matches(game: Optional[str], player_id: Optional[int],
+                    before_id: Optional[int]) -> tuple:
+    """The optional filters of the match listings: (" AND ..." text, its parameters)."""
+    conditions, args = [], []
+    if game is not None:
+        conditions.append(" AND m.game = ?")
+        args.append(game)
+    if player_id is not None:
+        conditions.append(" AND m.id IN (SELECT match_id FROM match_players"
+                          " WHERE account_id = ?)")
+        args.append(player_id)
+    if before_id is not None:
+        conditions.append(" AND m.id < ?")
+        args.append(before_id)
+    return "".join(conditions), args
+
+
 def _points(outcome: str) -> float:
     return {"win": 1.0, "loss": 0.0, "draw": 0.5}[outcome]
 
@@ -236,16 +253,9 @@ class RatingStore:
                    " mp.rating_before, mp.rating_after, m.details"
                    " FROM match_players mp JOIN matches m ON m.id = mp.match_id"
                    " WHERE mp.account_id = ?")
-            args: list = [account_id]
-            if game is not None:
-                sql += " AND m.game = ?"
-                args.append(game)
-            if before_id is not None:
-                sql += " AND m.id < ?"
-                args.append(before_id)
-            sql += " ORDER BY m.id DESC LIMIT ?"
-            args.append(limit)
-            rows = cur.execute(sql, args).fetchall()
+            conditions, args = _newest_matches(game, None, before_id)
+            rows = cur.execute(sql + conditions + " ORDER BY m.id DESC LIMIT ?",
+                               [account_id, *args, limit]).fetchall()
             summaries = []
             for row in rows:
                 others = cur.execute(
@@ -267,20 +277,10 @@ class RatingStore:
         def matches(cur: Cursor):
             sql = "SELECT m.id, m.game, m.started_at, m.ended_at, m.reason, m.ranked, m.details" \
                   " FROM matches m WHERE 1 = 1"
-            args: list = []
-            if game is not None:
-                sql += " AND m.game = ?"
-                args.append(game)
-            if player_id is not None:
-                sql += " AND m.id IN (SELECT match_id FROM match_players WHERE account_id = ?)"
-                args.append(player_id)
-            if before_id is not None:
-                sql += " AND m.id < ?"
-                args.append(before_id)
-            sql += " ORDER BY m.id DESC LIMIT ?"
-            args.append(limit)
+            conditions, args = _newest_matches(game, player_id, before_id)
             out = []
-            for row in cur.execute(sql, args).fetchall():
+            for row in cur.execute(sql + conditions + " ORDER BY m.id DESC LIMIT ?",
+                                   [*args, limit]).fetchall():
                 players = [
                     {"name": p[0], "outcome": p[1], "score": p[2], "rating_before": p[3],
                      "rating_after": p[4]}
