@@ -3,6 +3,7 @@ open-files limit raised at start."""
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import socket
@@ -61,6 +62,10 @@ class NotifyService(service.Service):
         self.reactor.callWhenRunning(self._ready)
 
     def _ready(self):
+        # everything built at start-up lives as long as the process: keep it out of the
+        # cyclic collector's way (shorter full collections, so fewer late 60 Hz ticks)
+        gc.collect()
+        gc.freeze()
         if sd_notify("READY=1\nSTATUS=gamed is serving", self.environ):
             log.info("told systemd READY=1")
 
