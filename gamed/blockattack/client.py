@@ -37,6 +37,7 @@ class BlockattackClient:
         self.score = 0
         self.pieces_placed = 0
         self.errors: list = []
+        self.forfeited = False
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -64,6 +65,8 @@ class BlockattackClient:
                    "power_ack": sorted(self.powers_seen)})
 
     def forfeit(self) -> None:
+        """Give up; repeat it (the protocol's tick does) until game_end arrives."""
+        self.forfeited = True
         if self.game_name is not None:
             self.send({"timestamp": self.timestamp(), "command": "forfeit",
                        "game_name": self.game_name})
@@ -143,6 +146,8 @@ class BlockattackClientProtocol(protocol.DatagramProtocol):
             return
         if client.game_name is None:
             client.connect()
+        elif client.forfeited:
+            client.forfeit()
         else:
             client.flux()
 

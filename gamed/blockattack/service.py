@@ -182,8 +182,20 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
 
     # -- pairing ----------------------------------------------------------------------------------
 
+    def structure(self, cls, message: dict, address, size: int):
+        """The typed datagram, or None once a bad one is dropped, counted and answered."""
+        try:
+            return messages.structure(cls, message)
+        except messages.BadDatagram as exc:
+            self.drop(exc.code)
+            self.answer_error(address, size, exc.code, exc.message)
+            return None
+
     def on_connect(self, message: dict, address, size: int) -> None:
-        me, opponent = message.get("self"), message.get("opponent")
+        connect = self.structure(messages.Connect, message, address, size)
+        if connect is None:
+            return
+        me, opponent = connect.player, connect.opponent
         try:
             check_name(me)
             check_name(opponent)
@@ -279,7 +291,10 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
     # -- playing ---------------------------------------------------------------------------------
 
     def bound_game(self, message: dict, address, size: int):
-        game = self.games.get(message.get("game_name"))
+        """The game a datagram names and the player bound to its source address; routed
+        before the rest is read, so a stranger is never answered."""
+        name = message.get("game_name")
+        game = self.games.get(name) if type(name) is str else None
         if game is None:
             self.drop("unknown_game")
             self.answer_error(address, size, "unknown_game", "no such game")
@@ -294,11 +309,10 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
         game, player = self.bound_game(message, address, size)
         if game is None:
             return
-        stamp = message.get("timestamp")
-        if isinstance(stamp, bool) or not isinstance(stamp, int):
-            self.drop("bad_timestamp")
-            self.answer_error(address, size, "bad_timestamp", "timestamp is integer ms")
+        flux = self.structure(messages.GameFlux, message, address, size)
+        if flux is None:
             return
+        stamp = flux.timestamp
         if stamp <= game.last_timestamp.get(player, 0):
             self.drop("stale")  # late, duplicated or replayed
             return
@@ -306,13 +320,9 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
             game.last_timestamp[player] = stamp
             self.resend_for(game, player)
             return
-        acks = message.get("power_ack") or []
-        if not isinstance(acks, list) or not all(isinstance(a, int) for a in acks):
-            acks = []
         try:
-            event = game.duel.report(player, self.now(), message.get("user_blocks"),
-                                     message.get("user_score"), message.get("pieces_placed"),
-                                     message.get("power_used"), acks)
+            event = game.duel.report(player, self.now(), flux.user_blocks, flux.user_score,
+                                     flux.pieces_placed, flux.power_used, flux.power_ack)
         except rules.RuleError as exc:
             self.drop(exc.code)
             self.answer_error(address, size, exc.code, str(exc))
@@ -334,25 +344,34 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
                                   game.board_bytes(player), game.board_bytes(other))
 
     def on_ack(self, message: dict, address, size: int) -> None:
+        """Acks are idempotent, so a late one is as good as a fresh one: not filtered."""
         game, player = self.bound_game(message, address, size)
         if game is None:
             return
-        what = message.get("ack")
-        if what == "game_end" and game.end_message is not None:
-            game.end_acked.add(player)
-        elif what == "power_applied":
-            ids = message.get("ids")
-            if isinstance(ids, list):
-                for event_id in ids:
-                    if isinstance(event_id, int):
-                        game.duel.sides[player].incoming.pop(event_id, None)
+        ack = self.structure(messages.Ack, message, address, size)
+        if ack is None:
+            return
+        if ack.ack == "game_end":
+            if game.end_message is not None:
+                game.end_acked.add(player)
         else:
-            self.drop("bad_ack")
+            incoming = game.duel.sides[player].incoming
+            for event_id in ack.ids:
+                incoming.pop(event_id, None)
 
     def on_forfeit(self, message: dict, address, size: int) -> None:
+        """Applied like a report: only if newer than the player's last applied datagram
+        (the reference client repeats it until game_end arrives)."""
         game, player = self.bound_game(message, address, size)
         if game is None:
             return
+        forfeit = self.structure(messages.Forfeit, message, address, size)
+        if forfeit is None:
+            return
+        if forfeit.timestamp <= game.last_timestamp.get(player, 0):
+            self.drop("stale")
+            return
+        game.last_timestamp[player] = forfeit.timestamp
         if not game.duel.finished:
             game.duel.forfeit(player, self.now())
             self.end_game(game)
