@@ -119,6 +119,14 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
                 self.end_game(game)
         return defer.DeferredList(list(self.recording), consumeErrors=True)
 
+    def startProtocol(self):
+        """Read one byte more than the largest accepted datagram: Twisted's port reads
+        8192 bytes by default and would hand a bigger datagram over cut short (and a cut
+        datagram can still be valid JSON); one byte over the limit is enough to see it
+        is oversize."""
+        if hasattr(self.transport, "maxPacketSize"):
+            self.transport.maxPacketSize = self.settings.max_datagram + 1
+
     def now(self) -> float:
         return self.clock.seconds()
 
