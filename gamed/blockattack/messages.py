@@ -87,7 +87,8 @@ ACKS = ("game_end", "power_applied")
 #: the wire field at fault -> the error code sent back
 FIELD_CODES = {"timestamp": "bad_timestamp", "self": "bad_connect", "player": "bad_connect",
                "opponent": "bad_connect", "game_name": "bad_game_name",
-               "user_score": "bad_score", "pieces_placed": "bad_pieces",
+               "user_blocks": "bad_board", "user_score": "bad_score",
+               "pieces_placed": "bad_pieces", "power_used": "bad_power",
                "power_ack": "bad_ack", "ids": "bad_ack", "ack": "bad_ack"}
 WIRE_NAMES = {"player": "self"}
 

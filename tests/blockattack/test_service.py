@@ -5,6 +5,8 @@ import random
 
 import pytest
 import pytest_twisted
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet import reactor, task
 
 from gamed.blockattack.client import BlockattackClient
@@ -290,3 +292,94 @@ async def test_silence_forfeit_and_drain(core):
     await service.stopService()
     await until(lambda: c.end is not None, clock)
     assert c.end["reason"] == "server_shutdown" and c.end["winner"] is None
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                    | st.text(max_size=6),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                    max_leaves=8)
+ROWS = st.lists(st.integers(0, 7), min_size=10, max_size=10)
+BOARDS = st.one_of(st.just(empty_board()),
+                   st.lists(ROWS, min_size=19, max_size=19).map(lambda rows: [[0] * 10] + rows),
+                   st.lists(st.lists(st.integers(-1, 8), min_size=10, max_size=10),
+                            min_size=20, max_size=20))
+
+
+def mostly(valid):
+    """Four times in five a valid value, else any JSON."""
+    return st.tuples(st.integers(0, 4), valid, JSON).map(lambda t: t[1] if t[0] else t[2])
+
+
+class Newer(int):
+    """A timestamp relative to the last one the server applied, filled in at send time."""
+
+
+def datagrams(game_name):
+    """Anything a network can carry: bytes, JSON, and near-valid datagrams for the game
+    (no forfeit: the game should go on; as dicts: encoded when sent, after their `Newer` timestamp is made absolute)."""
+    near = st.fixed_dictionaries({
+        "command": st.sampled_from(["game_flux"] * 8 + ["connect", "ack", "nope"]),
+        "timestamp": mostly(st.integers(-3, 30).map(Newer)),
+        "game_name": mostly(st.just(game_name)),
+        "self": st.just("cid"),
+        "opponent": mostly(st.just("ann")),
+        "user_blocks": mostly(BOARDS),
+        "user_score": mostly(st.integers(-5, 3000)),
+        "pieces_placed": mostly(st.integers(-1, 50)),
+        "power_used": mostly(st.one_of(
+            st.sampled_from([None, None, None, "I", "R", "S", "N"]),
+            st.fixed_dictionaries({"power": st.sampled_from("SN"), "shape": st.sampled_from("IOZ"),
+                                   "direction": st.just("right")}))),
+        "power_ack": mostly(st.lists(st.integers(0, 5), max_size=3)),
+        "ack": st.sampled_from(["game_end", "power_applied", "x"]),
+        "ids": mostly(st.lists(st.integers(0, 5), max_size=3)),
+    })
+    near = near.flatmap(lambda d: st.lists(st.sampled_from(sorted(d)), max_size=2).map(
+        lambda drop: {k: v for k, v in d.items() if k not in drop or k == "command"}))
+    return st.one_of(st.binary(max_size=64), JSON.map(lambda v: json.dumps(v).encode()),
+                     near, near, near, near)
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_any_datagrams_from_a_player_or_a_stranger_keep_the_game_sound(core):
+    service, clock = make_service(core, power_every=100, silence_timeout=1000.0,
+                                  game_seconds=1000.0)
+    network = Network(service, clock)
+    a, b = await paired(service, clock, network)
+    a.flux()
+    b.flux()
+    game = service.games[a.game_name]
+    ann = game.duel.sides["ann"]
+    network.add(C, "cid", "nobody")
+
+    def encoded(payload):
+        if isinstance(payload, bytes):
+            return payload
+        stamp = payload.get("timestamp")
+        if isinstance(stamp, Newer):
+            payload = dict(payload, timestamp=game.last_timestamp["ann"] + int(stamp))
+        return json.dumps(payload).encode()
+
+    @settings(max_examples=200, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(st.tuples(st.sampled_from([A, A, C]), datagrams(a.game_name)),
+                    max_size=6))
+    def check(sent):
+        before = (ann.score, ann.pieces_placed, game.last_timestamp["ann"])
+        for address, payload in sent:
+            network.to_server(encoded(payload), address)
+            clock.advance(0.01)
+        assert dropped(service, "internal") == 0
+        assert network.sent_to.get(C, 0) <= network.received_from.get(C, 0)  # no amplification
+        assert service.games.get(a.game_name, game) is game
+        assert game.addresses == {"ann": A, "ben": B}  # nobody rebinds a player
+        after = (ann.score, ann.pieces_placed, game.last_timestamp["ann"])
+        assert all(x <= y for x, y in zip(before, after))  # nothing goes back
+        assert all(isinstance(v, int) and 0 <= v <= 7 for row in ann.board for v in row)
+        assert len(ann.powers_available) + game.duel.power_ids <= ann.powers_earned
+
+    check()
+    for pending in list(service.recording):
+        await pending
