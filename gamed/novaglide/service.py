@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import functools
 import itertools
+import time
 from typing import Optional
 
 import attrs
@@ -32,6 +33,8 @@ log = Logger(namespace="gamed.novaglide")
 
 GAME = "novaglide"
 MAX_CATCH_UP = 5  # frames stepped at most for one late tick
+TICK_LATENESS_BUCKETS = (0.001, 0.002, 0.004, 0.008, rules.DT, 2 * rules.DT, 0.1, 1.0)
+TICK_SECONDS_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.012, rules.DT, 0.025, 0.05)
 
 
 def iso(seconds: float) -> str:
@@ -86,6 +89,15 @@ class NovaglideGame(service.Service):
         self.late_ticks = metrics.counter("novaglide_late_ticks",
                                           "60 Hz ticks that ran late (frames caught up)")
         self.ticks = metrics.counter("novaglide_ticks", "60 Hz ticks run")
+        self.tick_lateness = metrics.histogram(
+            "novaglide_tick_lateness_seconds",
+            "How long after its 60 Hz schedule each tick started",
+            buckets=TICK_LATENESS_BUCKETS)
+        self.tick_seconds = metrics.histogram(
+            "novaglide_tick_seconds",
+            "Time one tick spends stepping every match and sending its states "
+            "(the budget is 1/60 s)", buckets=TICK_SECONDS_BUCKETS)
+        self.frames_due = 0  # frames the ticker has asked for since it started
         metrics.gauge("novaglide_matches", "Running novaglide matches").set_function(
             lambda: len(self.matches))
         metrics.gauge("novaglide_queue", "Players waiting for a novaglide match").set_function(
@@ -122,11 +134,17 @@ class NovaglideGame(service.Service):
         return self.clock.seconds()
 
     def tick(self, count: int = 1) -> None:
+        started = time.perf_counter()  # the work's own duration, whatever clock drives it
+        now = self.now()
         self.ticks.inc()
         if count > 1:
             self.late_ticks.inc()
+        ticker = self.ticker
+        if ticker.starttime is not None:  # late by the oldest frame this tick steps
+            due = ticker.starttime + ticker.interval * (self.frames_due + 1)
+            self.tick_lateness.observe(max(0.0, now - due))
+        self.frames_due += count
         steps = min(count, MAX_CATCH_UP)
-        now = self.now()
         stamp = iso(now)
         grace = self.settings.rejoin_grace
         for match in list(self.matches):
@@ -141,6 +159,7 @@ class NovaglideGame(service.Service):
                 self.end_match(match)
                 continue
             self.push_state(match, stamp)
+        self.tick_seconds.observe(time.perf_counter() - started)
 
     def push_state(self, match: Match, stamp: str) -> None:
         # the 22 shared fields are formatted once (one C-level format, no json.dumps);

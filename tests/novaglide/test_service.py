@@ -256,3 +256,30 @@ async def test_a_client_back_online_leaves_the_queue(core):
     assert status["data"][0] == "waiting_for_opponent"  # still queued
     status = await one.reply("online", ["no_data"], "change_of_status")
     assert status["data"][0] == "online" and len(game.queue) == 0
+
+
+def histogram(game, name):
+    """{bucket upper bound: cumulative count} of one of the game's histograms."""
+    samples = game.core.metrics.registry.get_sample_value
+    bounds = {"tick_lateness_seconds": game.tick_lateness,
+              "tick_seconds": game.tick_seconds}[name]
+    full = "gamed_novaglide_%s_bucket" % name
+    return {bound: samples(full, {"le": "+Inf" if bound == float("inf") else str(bound)})
+            for bound in bounds._upper_bounds}
+
+
+@pytest.mark.sqlite_only
+def test_tick_lateness_is_measured_against_the_60_hz_schedule(core):
+    game, clock = make_game(core)
+    try:
+        clock.advance(1 / 60)  # on time
+        clock.advance(1 / 60 + 0.005)  # 5 ms late, same frame
+        clock.advance(2 / 60)  # a frame skipped: its step runs a frame and 5 ms late
+        lateness = histogram(game, "tick_lateness_seconds")
+        assert lateness[0.004] == 1 and lateness[0.008] == lateness[1 / 60] == 2
+        assert lateness[2 / 60] == 3
+        assert game.core.metrics.registry.get_sample_value(
+            "gamed_novaglide_late_ticks_total") == 1
+        assert histogram(game, "tick_seconds")[float("inf")] == 3
+    finally:
+        game.stopService()
