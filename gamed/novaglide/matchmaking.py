@@ -40,14 +40,20 @@ class Queue:
         return min(self.max_window, self.window + self.widen * max(0.0, now - entry.since))
 
     def pop_pair(self, now: float) -> Optional[tuple]:
-        """The closest acceptable pair (both windows must accept the gap), or None."""
+        """The closest acceptable pair (both windows must accept the gap), or None. The
+        pair need not be neighbours in rating: a newcomer's narrow window between two
+        long waiters does not keep them apart."""
         ordered = sorted(self.entries.values(), key=lambda e: (e.rating, e.since))
+        windows = [self.allowed_gap(entry, now) for entry in ordered]
         best = None
-        for left, right in zip(ordered, ordered[1:]):
-            gap = right.rating - left.rating
-            if gap <= min(self.allowed_gap(left, now), self.allowed_gap(right, now)):
-                if best is None or gap < best[0]:
-                    best = (gap, left, right)
+        for i, left in enumerate(ordered):
+            for j in range(i + 1, len(ordered)):
+                gap = ordered[j].rating - left.rating
+                if gap > windows[i] or (best is not None and gap >= best[0]):
+                    break  # further right is only farther
+                if gap <= windows[j]:
+                    best = (gap, left, ordered[j])
+                    break
         if best is None:
             return None
         _, left, right = best

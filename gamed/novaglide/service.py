@@ -32,6 +32,8 @@ from gamed.store.ratings import MatchPlayer, MatchResult
 log = Logger(namespace="gamed.novaglide")
 
 GAME = "novaglide"
+#: match ends that change no rating: the server stopped, or both players left for good
+UNRATED_REASONS = ("aborted", "abandoned")
 MAX_CATCH_UP = 5  # frames stepped at most for one late tick
 TICK_LATENESS_BUCKETS = (0.001, 0.002, 0.004, 0.008, rules.DT, 2 * rules.DT, 0.1, 1.0)
 TICK_SECONDS_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.012, rules.DT, 0.025, 0.05)
@@ -151,10 +153,15 @@ class NovaglideGame(service.Service):
             arena = match.arena
             for _ in range(steps):
                 arena.step(match.inputs)
-            for side, since in list(match.gone_since.items()):
-                if now - since >= grace and not arena.finished:
-                    match.forfeited_by = side
-                    arena.forfeit(side)
+            if match.gone_since:
+                expired = [side for side, since in match.gone_since.items()
+                           if now - since >= grace]
+                if len(expired) == 2:  # both gone for good: nobody wins, nothing is rated
+                    self.end_match(match, reason="abandoned")
+                    continue
+                if expired and not arena.finished:
+                    match.forfeited_by = expired[0]
+                    arena.forfeit(expired[0])
             if arena.finished:
                 self.end_match(match)
                 continue
@@ -219,7 +226,7 @@ class NovaglideGame(service.Service):
         if reason is None:
             reason = ("forfeit" if match.forfeited_by is not None
                       else "golden_goal" if arena.tiebreak else "time")
-        aborted = reason == "aborted"
+        aborted = reason in UNRATED_REASONS
         winner = None if aborted else arena.winner
         players = []
         for side in (1, 2):

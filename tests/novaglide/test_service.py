@@ -173,6 +173,21 @@ async def test_rejoin_within_the_grace_then_forfeit_after_it(core):
     assert rows[0]["reason"] == "forfeit"
 
 
+@pytest_twisted.ensureDeferred
+async def test_both_players_gone_past_the_grace_abandon_the_match_unrated(core):
+    game, clock = make_game(core, rejoin_grace=15.0)
+    one, two = await matched(game, clock)
+    one.handler.connection_lost("gone")
+    two.handler.connection_lost("gone")
+    clock.advance(15.1)
+    await until(lambda: not game.recording and not game.matches)
+    rows = await core.ratings.matches(game="novaglide")
+    assert rows[0]["reason"] == "abandoned" and not rows[0]["ranked"]
+    assert [p["outcome"] for p in rows[0]["players"]] == ["draw", "draw"]
+    assert all(p["rating_after"] == p["rating_before"] for p in rows[0]["players"])
+    assert not game.match_of  # both may queue again
+
+
 @pytest.mark.sqlite_only
 @pytest_twisted.ensureDeferred
 async def test_a_disconnected_player_leaves_the_queue_and_never_plays_itself(core):
