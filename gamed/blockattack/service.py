@@ -34,6 +34,7 @@ START_RESEND = 1.0  # seconds between game_start copies until the first game_flu
 START_TRIES = 30
 END_RESEND = 1.0
 END_LINGER = 15.0  # seconds a finished game keeps resending game_end and answering
+DRAIN_POLL = 0.05  # seconds between checks for the last game_end acks on shutdown
 
 
 @attrs.define
@@ -91,6 +92,7 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
         self.game_of: dict = {}  # player name key -> Game (running or lingering)
         self.last_timestamp = 0
         self.recording: set = set()
+        self.draining = False
         self.stats = core.metrics.service(GAME)
         self.dropped = core.metrics.counter("blockattack_dropped",
                                             "Datagrams dropped, by reason", ["reason"])
@@ -108,16 +110,39 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
         self.timer.start(TIMER_INTERVAL, now=False)
 
     def stopService(self):
-        """Drain: running games are recorded as aborted (no rating change) and both
-        players get game_end with reason server_shutdown."""
+        """Drain: new connects are refused, running games are recorded as aborted (no
+        rating change), and game_end (reason server_shutdown) is resent to every player
+        until both acknowledge it or the shutdown grace period runs out."""
         service.Service.stopService(self)
-        if self.timer.running:
-            self.timer.stop()
+        self.draining = True
         for game in list(self.games.values()):
             if not game.duel.finished:
                 game.duel.finish(self.now(), None, "server_shutdown")
                 self.end_game(game)
-        return defer.DeferredList(list(self.recording), consumeErrors=True)
+        deadline = self.now() + self.core.config.shutdown.grace_period
+        d = defer.DeferredList(list(self.recording), consumeErrors=True)
+        d.addCallback(lambda _: self._until_ends_acked(deadline))
+        d.addBoth(self._stopped)
+        return d
+
+    @defer.inlineCallbacks
+    def _until_ends_acked(self, deadline: float):
+        """The timer keeps resending game_end meanwhile (every END_RESEND seconds)."""
+        while self.now() < deadline and any(
+                game.end_message is not None and len(game.end_acked) < 2
+                for game in self.games.values()):
+            yield task.deferLater(self.clock, DRAIN_POLL, lambda: None)
+
+    def _stopped(self, result):
+        if self.timer.running:
+            self.timer.stop()
+        unacked = sum(1 for game in self.games.values() if len(game.end_acked) < 2)
+        if unacked:
+            log.info("blockattack: stopped with {count} game_end not acknowledged",
+                     count=unacked)
+        for game in list(self.games.values()):
+            self.forget(game)
+        return result
 
     def startProtocol(self):
         """Read one byte more than the largest accepted datagram: Twisted's port reads
@@ -212,6 +237,10 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
             self.answer_error(address, size, "bad_connect", exc.message)
             return
         key, other_key = me.casefold(), opponent.casefold()
+        if self.draining and key not in self.game_of:
+            self.drop("server_closing")
+            self.answer_error(address, size, "server_closing", "the server is shutting down")
+            return
         if key == other_key:
             self.drop("bad_connect")
             self.answer_error(address, size, "bad_connect", "you cannot play yourself")
@@ -256,9 +285,15 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
                           power_every=self.settings.power_every)
         game = Game(name, duel, {first.name: first.address, second.name: second.address},
                     accounts)
+        if self.draining:  # the server began to stop while the accounts were read
+            for entry in (first, second):
+                self.answer_error(entry.address, entry.size, "server_closing",
+                                  "the server is shutting down")
+            return
         self.games[name] = game
         for entry in (first, second):
             self.game_of[entry.name.casefold()] = game
+            self.core.presence.arrived(accounts[entry.name].id, GAME)
         log.info("blockattack: game {game} {one} vs {two}", game=name, one=first.name,
                  two=second.name)
         self.send_starts(game)
@@ -457,10 +492,12 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
                           game.addresses[name])
 
     def forget(self, game: Game) -> None:
-        self.games.pop(game.name, None)
+        if self.games.pop(game.name, None) is None:
+            return
         for name in game.duel.names:
             if self.game_of.get(name.casefold()) is game:
                 del self.game_of[name.casefold()]
+            self.core.presence.left(game.accounts[name].id, GAME)
 
 
 def game_name_of(game: Game, key: str) -> str:

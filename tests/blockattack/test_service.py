@@ -383,3 +383,45 @@ async def test_any_datagrams_from_a_player_or_a_stranger_keep_the_game_sound(cor
     check()
     for pending in list(service.recording):
         await pending
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_drain_resends_game_end_until_both_ack_over_a_lossy_network(core):
+    core.config = set_option(core.config, "shutdown", "grace_period", 30.0)
+    service, clock = make_service(core)
+    network = Network(service, clock, loss=0.4, seed=5)
+    a, b = await paired(service, clock, network)
+    game = service.games[a.game_name]
+    assert core.presence.is_online(game.accounts["ann"].id, "blockattack")
+    started = clock.seconds()
+    stopped = []
+    service.stopService().addBoth(stopped.append)
+    service.datagramReceived(json.dumps({"command": "connect", "self": "cid",
+                                         "opponent": "dan"}).encode(), C)
+    await until(lambda: stopped, clock, timeout=40.0, step=0.1)
+    assert a.end["reason"] == b.end["reason"] == "server_shutdown"
+    assert game.end_acked == {"ann", "ben"}
+    assert 1.0 <= clock.seconds() - started < 30.0  # resent, and done once both acked
+    assert dropped(service, "server_closing") == 1
+    assert not service.games and not core.presence.is_online(game.accounts["ann"].id)
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_drain_gives_up_on_a_silent_player_after_the_grace_period(core):
+    core.config = set_option(core.config, "shutdown", "grace_period", 3.0)
+    service, clock = make_service(core)
+    network = Network(service, clock)
+    a, b = await paired(service, clock, network)
+    del network.clients[B]  # ben is gone: nothing reaches him, he never acks
+    sent_before = network.sent_to.get(B, 0)
+    started = clock.seconds()
+    stopped = []
+    service.stopService().addBoth(stopped.append)
+    await until(lambda: stopped, clock, timeout=10.0, step=0.1)
+    assert 3.0 <= clock.seconds() - started < 3.5
+    assert a.end["reason"] == "server_shutdown"
+    assert network.sent_to[B] > sent_before  # game_end was sent to ben, and resent
+    rows = await core.ratings.matches(game="blockattack")
+    assert rows[0]["reason"] == "server_shutdown" and not rows[0]["ranked"]
