@@ -108,7 +108,8 @@ class DatabaseService(service.Service):
 
 class GamedService(SequentialMultiService):
     """The root service: children stop in reverse order (sd_notify STOPPING=1, HTTP, the
-    games draining their players and recording results, accounts, the database last),
+    games -- side by side -- draining their players and recording results, accounts, the
+    database last),
     within the configured grace period plus a margin."""
 
     def __init__(self, core: Core):
@@ -148,10 +149,15 @@ class GamedService(SequentialMultiService):
 
 
 def build_services(core: Core) -> service.MultiService:
-    """The whole tree: database, accounts, each game, HTTP (stopped in reverse order)."""
+    """The whole tree: database, accounts, the games, HTTP (stopped in reverse order)."""
     top = GamedService(core)
     DatabaseService(core.database).setServiceParent(top)
     core.accounts.setServiceParent(top)
+    # the games drain side by side (a plain MultiService stops its children at once), so
+    # one game waiting for its players' last acks does not hold the others' goodbyes back
+    games = service.MultiService()
+    games.setName("games")
+    games.setServiceParent(top)
     for game in GAMES:
         try:
             module = importlib.import_module("gamed.%s.service" % game)
@@ -162,7 +168,7 @@ def build_services(core: Core) -> service.MultiService:
             continue
         child = module.make_service(core)
         if child is not None:
-            child.setServiceParent(top)
+            child.setServiceParent(games)
     from gamed.web.service import make_service as make_web
 
     web = make_web(core)

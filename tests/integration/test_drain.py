@@ -37,7 +37,7 @@ def read_udp(sock, command, limit=50):
 
 
 def test_sigterm_mid_match_tells_players_records_and_exits(tmp_path):
-    daemon = Daemon(tmp_path).start()
+    daemon = Daemon(tmp_path, "[shutdown]\ngrace_period = 20.0\n").start()
     try:
         one = nova_login(daemon.ports["novaglide"], "drainone")
         two = nova_login(daemon.ports["novaglide"], "draintwo")
@@ -55,6 +55,14 @@ def test_sigterm_mid_match_tells_players_records_and_exits(tmp_path):
         read_udp(a, "game_start")
         read_udp(b, "game_start")
         daemon.proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        udp_ends = {}
+        for sock, name in ((a, "drainudpa"), (b, "drainudpb")):
+            end = read_udp(sock, "game_end")
+            udp_ends[name] = end
+            sock.sendto(json.dumps({"timestamp": int(time.time() * 1000) + 10, "command": "ack",
+                                    "ack": "game_end", "game_name": end["game_name"]}).encode(),
+                        ("127.0.0.1", port))
         for client in (one, two):
             seen = []
             try:
@@ -66,10 +74,12 @@ def test_sigterm_mid_match_tells_players_records_and_exits(tmp_path):
             assert ends and ends[0]["data"][1] is None  # aborted: no winner
             assert any(m.get("flag") == "change_of_status"
                        and m["data"][0] == "server_closing" for m in seen)
-        for sock in (a, b):
-            end = read_udp(sock, "game_end")
-            assert end["reason"] == "server_shutdown"
-        code = daemon.proc.wait(timeout=20)
+        assert all(end["reason"] == "server_shutdown" for end in udp_ends.values())
+        code = daemon.proc.wait(timeout=30)
+        # the games drained side by side and blockattack stopped once both had acked,
+        # well inside the 20 s grace period
+        assert time.monotonic() - signalled < 10.0
+
     finally:
         daemon.stop()
     assert code in (0, -signal.SIGTERM), daemon.log()
