@@ -1,5 +1,7 @@
 """Block Attack's duel rules (pure): boards, the shared 7-bag, powers, the end."""
 
+import json
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -162,3 +164,11 @@ def test_board_json_is_json():
 
     grid = board((19, 0, 7), (0, 9, 1))
     assert json.loads(rules.board_json(grid)) == grid
+
+
+@given(st.lists(st.lists(st.integers(0, rules.MAX_CELL), min_size=rules.COLS,
+                         max_size=rules.COLS), min_size=rules.ROWS, max_size=rules.ROWS))
+def test_board_json_is_the_compact_json_of_any_checked_board(board):
+    encoded = rules.board_json(check_board(board))
+    assert encoded == json.dumps(board, separators=(",", ":")).encode()
+    assert rules.board_json(board) == encoded  # from the row cache the second time
