@@ -84,6 +84,24 @@ class Bot:
                     return message
             self.buf += self.sock.recv(65536)
 
+    def receive(self, count: bool = True) -> bool:
+        """Read what the socket holds (False if nothing); count the states and, while
+        watching, look at them."""
+        try:
+            chunk = self.sock.recv(262144)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            raise RuntimeError("the daemon closed a bot's connection")
+        data = self.buf + chunk
+        cut = data.rfind(b"\n") + 1
+        self.buf = data[cut:]
+        if count:
+            self.states += chunk.count(b"\n")
+            if self.watching and cut:
+                self.lines_received(data[:cut], time.perf_counter())
+        return True
+
     def own_x(self, line: bytes):
         """This bot's disc x in a game_state_1 line (fields 6/8 of data), without json."""
         start = line.find(b'"data":[')
@@ -125,14 +143,8 @@ def set_up(port: int, matches: int, run: int) -> list:
 def drain(bots: list) -> None:
     """Read what the bots were sent before the measured run (kept out of states/s)."""
     for bot in bots:
-        while True:
-            try:
-                chunk = bot.sock.recv(262144)
-            except BlockingIOError:
-                break
-            if not chunk:
-                raise RuntimeError("the daemon closed a bot's connection")
-            bot.buf = (bot.buf + chunk)[(bot.buf + chunk).rfind(b"\n") + 1:]
+        while bot.receive(count=False):
+            pass
 
 
 def drive(bots: list, seconds: float, input_hz: float) -> None:
@@ -181,19 +193,7 @@ def drive(bots: list, seconds: float, input_hz: float) -> None:
             next_send[slot] += interval
         wake = min(min(next_send), end)
         for selected, _ in selector.select(timeout=max(0.0, wake - time.perf_counter())):
-            bot = selected.data
-            try:
-                chunk = bot.sock.recv(262144)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                raise RuntimeError("the daemon closed a bot's connection")
-            bot.states += chunk.count(b"\n")
-            data = bot.buf + chunk
-            cut = data.rfind(b"\n") + 1
-            bot.buf = data[cut:]
-            if bot.watching and cut:
-                bot.lines_received(data[:cut], time.perf_counter())
+            selected.data.receive()
     selector.close()
 
 
