@@ -298,3 +298,21 @@ def test_tick_lateness_is_measured_against_the_60_hz_schedule(core):
         assert histogram(game, "tick_seconds")[float("inf")] == 3
     finally:
         game.stopService()
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_late_tick_steps_the_missed_frames_at_most_five_and_sends_one_state(core):
+    game, clock = make_game(core)
+    one, two = await matched(game, clock)
+    arena = game.matches[0].arena
+    one.channel.take()
+    one.send("ingame", [[640, 360], ["d"], "wsad"])
+    frame, x = arena.frame, arena.discs[1].x
+    clock.advance(3 / 60)  # one call, three frames due
+    assert arena.frame == frame + 3
+    assert arena.discs[1].x == pytest.approx(x + 3 * 500 / 60)
+    assert len(one.states()) == 1  # the latest state, not three stale ones
+    clock.advance(10 / 60)  # a long stall: the game does not race to catch up
+    assert arena.frame == frame + 3 + 5
+    assert len(one.states()) == 2
