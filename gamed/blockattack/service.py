@@ -191,7 +191,7 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
             return
         try:
             message = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             self.drop("malformed")
             self.answer_error(address, len(data), "malformed_json", "not a JSON object")
             return

@@ -97,6 +97,9 @@ class ConnectionHandler:
         except ValueError as exc:
             self.channel.refuse(BadFrame("malformed_json", "not valid JSON: %s" % exc))
             return
+        except RecursionError:
+            self.channel.refuse(BadFrame("malformed_json", "JSON nested too deeply"))
+            return
         if not isinstance(message, dict):
             self.channel.refuse(BadFrame("not_an_object", "expected a JSON object"))
             return

@@ -67,6 +67,8 @@ class Connection:
         clock = endpoint.clock
         self.bucket = TokenBucket(limits.rate, limits.burst, clock.seconds)
         self.refused = 0
+        self.last_refused = float("-inf")
+        self._refill_seconds = limits.burst / limits.rate if limits.rate > 0 else float("inf")
         self.limited = False
         self.last_activity = clock.seconds()
         self.idle_call = None
@@ -117,6 +119,12 @@ class Connection:
         self.last_activity = endpoint.clock.seconds()
         endpoint.stats.messages_in += 1
         if not self.bucket.take():
+            # refusals count toward a flood close while they keep coming; after a pause
+            # long enough to refill the bucket, an occasional burst starts from zero
+            now = self.last_activity
+            if now - self.last_refused >= self._refill_seconds:
+                self.refused = 0
+            self.last_refused = now
             self.refused += 1
             endpoint.stats.error("rate_limited")
             if self.refused > endpoint.limits.flood_close_after:

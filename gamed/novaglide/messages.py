@@ -39,14 +39,19 @@ def parse_input(data) -> Input:
     if type(mouse) is not list or len(mouse) != 2:
         raise ValueError("the mouse must be [x, y] numbers")
     x, y = mouse
-    if (type(x) not in _NUMBER or type(y) not in _NUMBER
-            or not (math.isfinite(x) and math.isfinite(y))):
+    if type(x) not in _NUMBER or type(y) not in _NUMBER:
+        raise ValueError("the mouse must be [x, y] numbers")
+    try:
+        x, y = float(x), float(y)  # an integer too big for a float overflows here
+    except OverflowError:
+        raise ValueError("the mouse must be [x, y] numbers of a sane size") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
         raise ValueError("the mouse must be [x, y] numbers")
     if type(keys) is not list or len(keys) > 16 or not _STR_ONLY.issuperset(map(type, keys)):
         raise ValueError("the keys must be a list of key names")
     if not isinstance(scheme, str):
         raise ValueError("the scheme must be a string")
-    return Input((float(x), float(y)), _keyset(tuple(keys)), scheme.lower())
+    return Input((x, y), _keyset(tuple(keys)), scheme.lower())
 
 
 _STATE_FORMAT = ("%.3f,%d,%d,%s,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,"

@@ -31,6 +31,9 @@ DASH_FRAMES = 8
 DASH_SPEED = 1600.0 / FPS
 DASH_COOLDOWN = 10.0
 MATCH_SECONDS = 300.0
+#: the longest pull: the field's diagonal at hook speed (a pull blocked by the other disc
+#: ends then instead of holding its owner forever)
+MAX_PULL_FRAMES = math.ceil(math.hypot(WIDTH, HEIGHT) / HOOK_SPEED)
 STARTS = {1: (100.0, 360.0), 2: (1180.0, 360.0)}
 BALL_START = (WIDTH / 2, HEIGHT / 2)
 
@@ -68,6 +71,12 @@ def direction_of(keys: frozenset, scheme: str) -> tuple:
 IDLE = Input()
 
 
+def _inside(x: float, y: float) -> tuple:
+    """The nearest point where a disc's centre may be (the disc wholly in the field)."""
+    return (min(max(x, PLAYER_RADIUS), WIDTH - PLAYER_RADIUS),
+            min(max(y, PLAYER_RADIUS), HEIGHT - PLAYER_RADIUS))
+
+
 def _toward(origin: tuple, target: tuple) -> tuple:
     dx, dy = target[0] - origin[0], target[1] - origin[1]
     length = math.hypot(dx, dy)
@@ -89,6 +98,7 @@ class Disc:
     hook_target: tuple = (0.0, 0.0)
     dash_frames: int = 0
     dash_direction: tuple = (0.0, 0.0)
+    pull_frames: int = 0  # frames the current pull has lasted
 
     @property
     def hooking(self) -> bool:
@@ -176,14 +186,20 @@ class Arena:
             disc.x += disc.dash_direction[0] * DASH_SPEED
             disc.y += disc.dash_direction[1] * DASH_SPEED
         elif disc.hook_state == "pulling":
-            dx, dy = _toward((disc.x, disc.y), (disc.hook_x, disc.hook_y))
-            distance = math.hypot(disc.hook_x - disc.x, disc.hook_y - disc.y)
+            # toward the hook as far as the field lets the disc go (a hook near a wall
+            # is reached at the wall); a pull that another disc blocks ends in time
+            reach = _inside(disc.hook_x, disc.hook_y)
+            distance = math.hypot(reach[0] - disc.x, reach[1] - disc.y)
+            disc.pull_frames += 1
             if distance <= HOOK_SPEED:
-                disc.x, disc.y = disc.hook_x, disc.hook_y
+                disc.x, disc.y = reach
                 disc.hook_state = None
             else:
+                dx, dy = _toward((disc.x, disc.y), reach)
                 disc.x += dx * HOOK_SPEED
                 disc.y += dy * HOOK_SPEED
+                if disc.pull_frames >= MAX_PULL_FRAMES:
+                    disc.hook_state = None
         else:
             dx, dy = control.direction()
             disc.x += dx * PLAYER_SPEED
@@ -194,15 +210,12 @@ class Arena:
             if distance <= HOOK_SPEED:
                 disc.hook_x, disc.hook_y = tx, ty
                 disc.hook_state = "pulling"
+                disc.pull_frames = 0
             else:
                 hx, hy = _toward((disc.hook_x, disc.hook_y), (tx, ty))
                 disc.hook_x += hx * HOOK_SPEED
                 disc.hook_y += hy * HOOK_SPEED
-        disc.x = min(max(disc.x, PLAYER_RADIUS), WIDTH - PLAYER_RADIUS)
-        disc.y = min(max(disc.y, PLAYER_RADIUS), HEIGHT - PLAYER_RADIUS)
-        if disc.hook_state == "pulling" and math.hypot(disc.hook_x - disc.x,
-                                                       disc.hook_y - disc.y) < 1.0:
-            disc.hook_state = None
+        disc.x, disc.y = _inside(disc.x, disc.y)
 
     def _separate_discs(self) -> None:
         a, b = self.discs[1], self.discs[2]
@@ -216,8 +229,7 @@ class Arena:
             b.x += nx * overlap / 2
             b.y += ny * overlap / 2
             for disc in (a, b):
-                disc.x = min(max(disc.x, PLAYER_RADIUS), WIDTH - PLAYER_RADIUS)
-                disc.y = min(max(disc.y, PLAYER_RADIUS), HEIGHT - PLAYER_RADIUS)
+                disc.x, disc.y = _inside(disc.x, disc.y)
 
     def _move_ball(self) -> None:
         ball = self.ball

@@ -39,6 +39,12 @@ TICK_LATENESS_BUCKETS = (0.001, 0.002, 0.004, 0.008, rules.DT, 2 * rules.DT, 0.1
 TICK_SECONDS_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.012, rules.DT, 0.025, 0.05)
 
 
+def winrate(row) -> float:
+    """Percent of games won (0 with no game), as `Rating.winrate`."""
+    played = row.wins + row.losses + row.draws
+    return 100.0 * row.wins / played if played else 0.0
+
+
 def iso(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat()
 
@@ -150,23 +156,32 @@ class NovaglideGame(service.Service):
         stamp = iso(now)
         grace = self.settings.rejoin_grace
         for match in list(self.matches):
-            arena = match.arena
-            for _ in range(steps):
-                arena.step(match.inputs)
-            if match.gone_since:
-                expired = [side for side, since in match.gone_since.items()
-                           if now - since >= grace]
-                if len(expired) == 2:  # both gone for good: nobody wins, nothing is rated
-                    self.end_match(match, reason="abandoned")
-                    continue
-                if expired and not arena.finished:
-                    match.forfeited_by = expired[0]
-                    arena.forfeit(expired[0])
-            if arena.finished:
-                self.end_match(match)
-                continue
-            self.push_state(match, stamp)
+            try:
+                self.advance(match, steps, now, grace, stamp)
+            except Exception:  # one broken match must not stop the ticker for all
+                log.failure("novaglide: match {match_id} failed; ending it as aborted",
+                            match_id=match.id)
+                self.end_match(match, reason="aborted")
         self.tick_seconds.observe(time.perf_counter() - started)
+
+    def advance(self, match: Match, steps: int, now: float, grace: float, stamp: str) -> None:
+        """One tick of one match: its frames, its rejoin clock, its end or its state."""
+        arena = match.arena
+        for _ in range(steps):
+            arena.step(match.inputs)
+        if match.gone_since:
+            expired = [side for side, since in match.gone_since.items()
+                       if now - since >= grace]
+            if len(expired) == 2:  # both gone for good: nobody wins, nothing is rated
+                self.end_match(match, reason="abandoned")
+                return
+            if expired and not arena.finished:
+                match.forfeited_by = expired[0]
+                arena.forfeit(expired[0])
+        if arena.finished:
+            self.end_match(match)
+            return
+        self.push_state(match, stamp)
 
     def push_state(self, match: Match, stamp: str) -> None:
         # the 22 shared fields are formatted once (one C-level format, no json.dumps);
@@ -302,6 +317,7 @@ class NovaglideGame(service.Service):
                                                account.id])
             previous.replaced = True
             previous.channel.close("replaced")
+            self.queue.remove(account.id)  # the new client queues for itself if it wants
         self.online[account.id] = connection
         self.core.presence.arrived(account.id, GAME)
         match = self.match_of.get(account.id)
@@ -487,11 +503,12 @@ class NovaConnection(ConnectionHandler):
 
     @defer.inlineCallbacks
     def on_challengers(self, data):
-        others = [c.account for c in self.game.online.values()
-                  if c is not self][: self.game.settings.top_rows * 5]
-        ratings = yield self.game.core.ratings.get_ratings([a.id for a in others], GAME)
-        self.send("challengers", [[[a.name, round(ratings[a.id].winrate, 1),
-                                    round(ratings[a.id].rating, 2)] for a in others]])
+        """The rated players, best first (the seed's get_challengers query), without you."""
+        rows = yield self.game.core.ratings.leaderboard(
+            GAME, self.game.settings.challengers_rows + 1)
+        rows = [row for row in rows if row.account_id != self.account.id]
+        self.send("challengers", [[[row.name, round(winrate(row), 1), round(row.rating, 2)]
+                                   for row in rows[: self.game.settings.challengers_rows]]])
 
     # -- playing ----------------------------------------------------------------------------------
 
@@ -507,6 +524,9 @@ class NovaConnection(ConnectionHandler):
         return game.enqueue(self)
 
     def on_ingame(self, data):
+        if data == ["no_data"]:  # the client sharing its status "ingame", not input
+            self.on_status("ingame", data)
+            return
         match = self.game.match_of.get(self.account.id)
         if match is None or match.ending:
             self.fail("not_in_match", "ingame input outside a match")

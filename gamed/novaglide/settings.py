@@ -19,5 +19,7 @@ class NovaglideSettings(StreamLimits):
     match_window: float = 100.0
     match_window_widen: float = 50.0
     match_window_max: float = 1000.0
-    #: rows in get_elo's top list and in get_challengers
+    #: rows in get_elo's top list
     top_rows: int = 10
+    #: rows in get_challengers (the rated players, best first)
+    challengers_rows: int = 100

@@ -115,6 +115,8 @@ def with_sender(prefix: str, frame: str) -> Optional[str]:
             decoded = json.loads(frame)
         except ValueError:
             decoded = None
+        except RecursionError:
+            return None  # too deep to check for a sender here, though a browser may parse it
         if isinstance(decoded, dict) and "sender" in decoded:
             del decoded["sender"]
             # not `encode`: a NaN the client sent (json.loads takes it) passes through as sent

@@ -258,7 +258,7 @@ class RoomsConnection(ConnectionHandler):
     def control_received(self, text: str):
         try:
             message = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             message = None
         if not isinstance(message, dict):
             self.control({"type": "error", "error": "malformed_control",

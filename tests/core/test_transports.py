@@ -74,6 +74,7 @@ def test_lines_echo_with_crlf_and_split_packets():
     (b"[1, 2]", "not_an_object"),
     (b"\xff\xfe", "malformed_json"),
     (b"", "malformed_json"),
+    (b"[" * 20000, "malformed_json"),  # too deep for the decoder: not a crash
 ])
 def test_lines_bad_input_gets_an_error_and_the_connection_stays(line, code):
     proto, transport, endpoint, _ = lines_protocol()
@@ -119,6 +120,20 @@ def test_lines_rate_limit_refuses_then_closes_a_flood():
     proto.dataReceived(b'{"n": 4}\n' * 40)
     assert transport.disconnecting
     assert endpoint.stats.errors["flood"] == 1
+
+
+def test_lines_occasional_bursts_far_apart_never_add_up_to_a_flood():
+    clock = task.Clock()
+    proto, transport, endpoint, _ = lines_protocol(clock, rate=10, burst=5,
+                                                   flood_close_after=20)
+    for _ in range(10):  # 10 bursts of 15 refused each: 150 in all, far past 20
+        proto.dataReceived(b'{"n": 1}\n' * 20)
+        clock.advance(1.0)  # the bucket refills (burst 5 at 10/s takes 0.5 s)
+        replies(transport)
+    assert not transport.disconnecting and "flood" not in endpoint.stats.errors
+    assert endpoint.stats.errors["rate_limited"] >= 140  # each burst is mostly refused
+    proto.dataReceived(b'{"n": 2}\n' * 30)  # but one that keeps coming is still a flood
+    assert transport.disconnecting
 
 
 def test_lines_idle_timeout_closes_quiet_connections_only():

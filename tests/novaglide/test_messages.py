@@ -15,7 +15,8 @@ def keys(*names, mouse=(640, 360), scheme="wsad"):
 @pytest.mark.parametrize("data", [None, [], [[1, 2]], [[1], [], "wsad"], [["x", 2], [], "wsad"],
                                   [[1, 2], "d", "wsad"], [[1, 2], [5], "wsad"],
                                   [[1, 2], [], 7], [[float("nan"), 2], [], "wsad"],
-                                  [[1, 2], ["d"] * 50, "wsad"]])
+                                  [[1, 2], ["d"] * 50, "wsad"], [[10 ** 400, 2], [], "wsad"],
+                                  [[True, 2], [], "wsad"]])
 def test_bad_ingame_data_is_refused(data):
     with pytest.raises(ValueError):
         parse_input(data)

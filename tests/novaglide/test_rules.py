@@ -113,6 +113,37 @@ def test_hook_flies_then_pulls_its_owner_then_cools_down():
     assert disc.hooking
 
 
+@pytest.mark.parametrize("target, reached", [
+    ((10, 360), (40, 360)),  # behind the left wall's reach
+    ((100, 2), (100, 40)),  # at the top edge
+    ((1280, 720), (1240, 680)),  # the far corner
+    ((-50, -50), (40, 40)),  # off the field: the hook stops at the border
+])
+def test_a_hook_near_a_wall_pulls_its_owner_to_the_wall_and_ends(target, reached):
+    arena = Arena()
+    arena.discs[2].x, arena.discs[2].y = 640, 100  # out of the way
+    arena.step({1: keys("space", mouse=target), 2: rules.IDLE})
+    run(arena, 2 * rules.MAX_PULL_FRAMES)  # the flight and the pull, each at most that
+    disc = arena.discs[1]
+    assert not disc.hooking and (disc.x, disc.y) == pytest.approx(reached)
+    arena.step({1: keys("s"), 2: rules.IDLE})  # it can move again
+    assert disc.y == pytest.approx(min(reached[1] + 500 / 60, 680))
+
+
+def test_a_pull_the_other_disc_blocks_ends_after_the_longest_pull():
+    arena = Arena()
+    opponent = arena.discs[2]
+    arena.step({1: keys("space", mouse=(40, 40)), 2: rules.IDLE})
+    frames = 0
+    while arena.discs[1].hooking:
+        opponent.x, opponent.y = 45, 45  # holds the corner the hook pulls toward
+        arena.step({1: rules.IDLE, 2: rules.IDLE})
+        frames += 1
+        assert frames < 2 * rules.MAX_PULL_FRAMES
+    flight = math.ceil(math.hypot(100 - 40, 360 - 40) / rules.HOOK_SPEED)
+    assert frames <= flight + rules.MAX_PULL_FRAMES  # the flight, then the longest pull
+
+
 def test_dash_moves_8_frames_at_1600_and_cancels_the_hook():
     arena = Arena()
     arena.step({1: keys("space", mouse=(100, 700)), 2: rules.IDLE})
@@ -181,4 +212,5 @@ def test_any_inputs_keep_everything_in_bounds_and_deterministic(moves):
     assert first.state_fields(("a", "b")) == second.state_fields(("a", "b"))
     for disc in first.discs.values():
         assert 40 <= disc.x <= 1240 and 40 <= disc.y <= 680
+        assert disc.pull_frames <= rules.MAX_PULL_FRAMES
     assert 0 <= first.ball.x <= 1280 and 0 <= first.ball.y <= 720

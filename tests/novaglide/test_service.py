@@ -9,6 +9,7 @@ from twisted.internet import reactor, task
 
 from gamed.core.config import set_option
 from gamed.core.testing import FakeChannel, connect
+from gamed.novaglide.rules import Arena
 from gamed.novaglide.service import NovaConnection, NovaglideGame
 
 
@@ -316,3 +317,77 @@ async def test_a_late_tick_steps_the_missed_frames_at_most_five_and_sends_one_st
     clock.advance(10 / 60)  # a long stall: the game does not race to catch up
     assert arena.frame == frame + 3 + 5
     assert len(one.states()) == 2
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_the_status_ingame_is_a_status_packet_not_input(core):
+    game, clock = make_game(core)
+    one, two = await matched(game, clock)
+    status = await one.reply("ingame", ["no_data"], "change_of_status")
+    assert status["data"][0] == "ingame"
+    lone = Player(game)
+    await lone.login("cid")
+    status = await lone.reply("ingame", ["no_data"], "change_of_status")
+    assert status["data"][0] == "online"
+
+
+@pytest_twisted.ensureDeferred
+async def test_challengers_are_the_rated_players_best_first_without_you(core):
+    game, clock = make_game(core, match_seconds=0.1, challengers_rows=2)
+    one, two = await matched(game, clock)
+    one.send("ingame", [[640, 360], ["d"], "wsad"])
+    game.matches[0].arena.score[1] = 1  # ann leads when the clock runs out
+    for _ in range(8):
+        clock.advance(1 / 60)
+    await until(lambda: not game.recording and not game.matches)
+    cid = Player(game)
+    await cid.login("cid")
+    rows = (await cid.reply("get_challengers", ["no_data"], "challengers"))["data"][0]
+    assert rows == [["ann", 100.0, 1020.0], ["ben", 0.0, 980.0]]
+    rows = (await one.reply("get_challengers", ["no_data"], "challengers"))["data"][0]
+    assert rows == [["ben", 0.0, 980.0]]
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_second_login_takes_the_account_but_not_its_queue_place(core):
+    game, clock = make_game(core)
+    first = Player(game)
+    await first.login("ann")
+    await first.reply("queued_solo", ["no_data"], "Waiting_for_opponent")
+    await until(lambda: game.queue.entries)
+    second = Player(game)
+    await second.login("ann")
+    assert first.channel.closed and not game.queue.entries
+    ben = Player(game)
+    await ben.login("ben")
+    await ben.reply("queued_solo", ["no_data"], "Waiting_for_opponent")
+    clock.advance(1.0)
+    assert not game.matches and not second.states()
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_match_that_fails_is_aborted_and_the_others_play_on(core):
+    game, clock = make_game(core)
+    one, two = await matched(game, clock)
+    three, four = await matched(game, clock, names=("cid", "dan"))
+    await until(lambda: len(game.matches) == 2)
+    broken, healthy = game.matches
+
+    class BrokenArena(Arena):
+        def step(self, inputs):
+            raise RuntimeError("a bug in the rules")
+
+    broken.arena = BrokenArena()
+    clock.advance(1 / 60)
+    await until(lambda: not game.recording)
+    assert game.matches == [healthy] and game.ticker.running
+    ends = [m for m in one.channel.sent if m["flag"] == "end_game_state_1"]
+    assert ends and ends[0]["data"][1] is None  # aborted: no winner, nothing rated
+    three.channel.take()
+    clock.advance(1 / 60)
+    assert three.states()
+    rows = await core.ratings.matches(game="novaglide")
+    assert rows[0]["reason"] == "aborted" and not rows[0]["ranked"]
