@@ -115,3 +115,10 @@ def test_any_object_arrives_with_the_true_sender_first_and_nothing_else_changed(
         k: v for k, v in obj.items() if k != "sender"}
     if not may_carry_sender(frame):
         assert out == PREFIX[:-1] + frame[1:] if not obj else out == PREFIX + frame[1:]
+
+
+def test_a_frame_too_deep_to_check_for_a_sender_is_refused_not_passed_on():
+    deep = '{"sender":"p2","x":' + "[" * 5000 + "]" * 5000 + "}"
+    assert with_sender(PREFIX, deep) is None  # a browser could parse it and believe p2
+    shallow = '{"x":' + "[" * 5000 + "]" * 5000 + "}"  # no sender: never decoded, relayed
+    assert with_sender(PREFIX, shallow) == '{"sender":"p1",' + shallow[1:]
