@@ -182,28 +182,36 @@ def encode(message: dict) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode("utf-8")
 
 
-def error(code: str, text: Optional[str] = None) -> dict:
+def error(code: str, text: Optional[str] = None, timestamp: Optional[int] = None) -> dict:
+    """The error reply; its smallest form (no text, no timestamp) is what may go where a
+    bigger one would amplify."""
     message = {"command": "error", "error": code}
     if text is not None:
         message["message"] = text
+    if timestamp is not None:
+        message["timestamp"] = timestamp
     return message
 
 
-def waiting(opponent: str) -> dict:
-    return {"command": "waiting", "opponent": opponent}
+def waiting(timestamp: int, opponent: str) -> dict:
+    return {"timestamp": timestamp, "command": "waiting", "opponent": opponent}
 
 
 def game_start(timestamp: int, game_name: str, duel: Duel, player: str, now: float) -> dict:
     side, other = duel.sides[player], duel.opponent(player)
     piece = duel.next_piece(player)
-    return {"timestamp": timestamp, "command": "game_start", "game_name": game_name,
-            "self": player, "opponent": other.name,
-            "user_blocks": side.board, "opponent_blocks": other.board,
-            "next_block": piece.shape, "next_piece": piece.describe(),
-            "time_left": round(duel.time_left(now), 3),
-            "user_score": side.score, "opponent_score": other.score,
-            "powers_available": list(side.powers_available),
-            "power_every": duel.power_every}
+    message = {"timestamp": timestamp, "command": "game_start", "game_name": game_name,
+               "self": player, "opponent": other.name,
+               "next_block": piece.shape, "next_piece": piece.describe(),
+               "time_left": round(duel.time_left(now), 3),
+               "user_score": side.score, "opponent_score": other.score,
+               "powers_available": list(side.powers_available),
+               "power_every": duel.power_every}
+    # boards only once there is something on them: a fresh game's are empty, and the
+    # small datagram keeps what a forged connect can draw toward its victim small
+    if any(map(any, side.board)) or any(map(any, other.board)):
+        message["user_blocks"], message["opponent_blocks"] = side.board, other.board
+    return message
 
 
 def game_flux(timestamp: int, game_name: str, duel: Duel, player: str, now: float,
@@ -224,7 +232,8 @@ def game_flux(timestamp: int, game_name: str, duel: Duel, player: str, now: floa
             + b',"opponent_blocks":' + opponent_board + b"}")
 
 
-def game_end(game_name: str, duel: Duel, elo: Optional[dict]) -> dict:
-    """Without its timestamp: each copy sent gets a fresh one."""
+def game_end(game_name: str, duel: Duel, elo: Optional[dict], saved: bool = True) -> dict:
+    """Without its timestamp: each copy sent gets a fresh one. `saved` false (and `elo`
+    null): the result could not be stored, so the game does not count."""
     return {"command": "game_end", "game_name": game_name, "winner": duel.winner,
-            "score": duel.scores(), "reason": duel.reason, "elo": elo}
+            "score": duel.scores(), "reason": duel.reason, "elo": elo, "saved": saved}

@@ -20,6 +20,8 @@ ROWS, COLS = 20, 10
 PIECES = "IJLOSTZ"
 POWERS = "IRSN"  # invert, random shape, shape of the user's choice, shift left/right
 MAX_CELL = 7
+MAX_SCORE = 10 ** 9  # far past any real game; bounds what a report may claim
+MAX_POWERS_HELD = 16  # powers earned while this many wait unused are lost
 
 
 class RuleError(ValueError):
@@ -126,6 +128,7 @@ class Side:
     #: powers that hit this side and are not acknowledged yet, by id
     incoming: dict = attrs.Factory(dict)
     last_heard: float = 0.0
+    reported: bool = False  # has this player's game_flux ever been applied
 
 
 @attrs.define
@@ -176,8 +179,8 @@ class Duel:
             raise RuleError("game_over", "the game has ended")
         side = self.sides[name]
         check_board(board)
-        if isinstance(score, bool) or not isinstance(score, int) or score < 0:
-            raise RuleError("bad_score", "user_score is a non-negative integer")
+        if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= MAX_SCORE:
+            raise RuleError("bad_score", "user_score is an integer 0..%d" % MAX_SCORE)
         if pieces_placed is not None:
             if isinstance(pieces_placed, bool) or not isinstance(pieces_placed, int):
                 raise RuleError("bad_pieces", "pieces_placed is an integer")
@@ -187,6 +190,7 @@ class Duel:
         power = self._check_power(side, power_used)
         # all checks passed: apply
         side.last_heard = now
+        side.reported = True
         side.board = board
         side.score = max(side.score, score)  # a lower score (a stale view) never counts
         if pieces_placed is not None:
@@ -194,9 +198,10 @@ class Duel:
         for event_id in acked_powers:
             side.incoming.pop(event_id, None)
         earned = side.score // self.power_every
-        while side.powers_earned < earned:
-            side.powers_available.append(POWERS[side.powers_earned % len(POWERS)])
-            side.powers_earned += 1
+        new = range(side.powers_earned,
+                    min(earned, side.powers_earned + MAX_POWERS_HELD - len(side.powers_available)))
+        side.powers_available.extend(POWERS[n % len(POWERS)] for n in new)
+        side.powers_earned = max(side.powers_earned, earned)
         event = self._use_power(side, *power) if power else None
         if topped_out(board):
             self.finish(now, self.opponent(name).name, "top_out")
@@ -243,12 +248,16 @@ class Duel:
     # -- the end ---------------------------------------------------------------------------
 
     def check_time(self, now: float) -> None:
-        """End the game on the clock or on a silent player."""
+        """End the game on the clock or on a silent player. A player never heard from
+        has not shown up: the game ends `no_show`, which nobody wins and nothing rates."""
         if self.finished:
             return
         for side in self.sides.values():
             if now - side.last_heard >= self.silence_timeout:
-                self.finish(now, self.opponent(side.name).name, "timeout")
+                if side.reported:
+                    self.finish(now, self.opponent(side.name).name, "timeout")
+                else:
+                    self.finish(now, None, "no_show")
                 return
         if now - self.started >= self.length:
             a, b = (self.sides[n] for n in self.names)

@@ -30,10 +30,14 @@ log = Logger(namespace="gamed.blockattack")
 
 GAME = "blockattack"
 TIMER_INTERVAL = 0.25
-START_RESEND = 1.0  # seconds between game_start copies until the first game_flux
+START_RESEND = 1.0  # seconds before the first repeat of game_start; doubles each time
+START_RESEND_MAX = 8.0  # (the backoff bounds what a forged connect can make us send)
 START_TRIES = 30
 END_RESEND = 1.0
 END_LINGER = 15.0  # seconds a finished game keeps resending game_end and answering
+RECORD_ATTEMPTS = 3  # a result that cannot be stored is tried this many times
+RECORD_TIMEOUT = 30.0  # seconds one attempt may take
+RECORD_RETRY = 1.0
 DRAIN_POLL = 0.05  # seconds between checks for the last game_end acks on shutdown
 
 
@@ -60,6 +64,13 @@ class Game:
     end_message: Optional[dict] = None  # per player: set once the result is committed
     end_acked: set = attrs.Factory(set)
     next_end: float = 0.0
+    end_since: float = 0.0  # when game_end was first sent
+    resent_at: dict = attrs.Factory(dict)  # player -> when a repeated connect was answered
+
+    def end_pending(self) -> bool:
+        """game_end is out and someone who played has not acknowledged it (a player who
+        never reported gets one copy, not repeats: its address may be forged)."""
+        return self.end_message is not None and not self.flux_seen <= self.end_acked
 
     #: player name -> its last board as JSON bytes (dropped when a new board arrives)
     encoded_boards: dict = attrs.Factory(dict)
@@ -128,15 +139,14 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
     @defer.inlineCallbacks
     def _until_ends_acked(self, deadline: float):
         """The timer keeps resending game_end meanwhile (every END_RESEND seconds)."""
-        while self.now() < deadline and any(
-                game.end_message is not None and len(game.end_acked) < 2
-                for game in self.games.values()):
+        while self.now() < deadline and any(game.end_pending()
+                                             for game in self.games.values()):
             yield task.deferLater(self.clock, DRAIN_POLL, lambda: None)
 
     def _stopped(self, result):
         if self.timer.running:
             self.timer.stop()
-        unacked = sum(1 for game in self.games.values() if len(game.end_acked) < 2)
+        unacked = sum(1 for game in self.games.values() if game.end_pending())
         if unacked:
             log.info("blockattack: stopped with {count} game_end not acknowledged",
                      count=unacked)
@@ -174,7 +184,7 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
 
     def answer_error(self, address, received: int, code: str, text: str) -> None:
         """A small error, only where it cannot amplify (see the module docstring)."""
-        data = encode(messages.error(code, text))
+        data = encode(messages.error(code, text, self.timestamp()))
         bound = any(address in g.addresses.values() for g in self.games.values())
         if len(data) > received and not bound:
             data = encode(messages.error(code))
@@ -247,14 +257,27 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
             return
         game = self.game_of.get(key)
         if game is not None:
-            if game.addresses.get(game_name_of(game, key)) == address:
-                self.resend_for(game, game_name_of(game, key))  # a repeated connect
+            player = game_name_of(game, key)
+            if game.addresses.get(player) == address:  # a repeated connect: once a second
+                if self.now() - game.resent_at.get(player, float("-inf")) >= START_RESEND:
+                    game.resent_at[player] = self.now()
+                    self.resend_for(game, player)
             else:
                 self.drop("name_in_game")
                 self.answer_error(address, size, "name_in_game", "this name is in a game")
             return
         if key in self.pairing:
             return  # being paired right now; game_start follows
+        held = self.waiting.get(key)
+        if held is not None and held.address != address:
+            self.drop("name_waiting")  # nobody takes a waiting player's seat from elsewhere
+            self.answer_error(address, size, "name_waiting",
+                              "this name is waiting for its opponent from another address")
+            return
+        if held is None and len(self.waiting) >= self.settings.max_waiting:
+            self.drop("busy")
+            self.answer_error(address, size, "busy", "too many players waiting; try again")
+            return
         self.waiting[key] = Waiting(me, opponent, address, self.now(), size)
         partner = self.waiting.get(other_key)
         if partner is not None and partner.opponent.casefold() == key:
@@ -264,7 +287,7 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
             d.addBoth(lambda result: (self.pairing.difference_update((key, other_key)),
                                       result)[1])
             return
-        reply = messages.waiting(opponent)
+        reply = messages.waiting(self.timestamp(), opponent)
         if len(encode(reply)) <= size:
             self.send(reply, address)
 
@@ -315,7 +338,8 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
 
     def send_starts(self, game: Game) -> None:
         game.start_tries += 1
-        game.next_start = self.now() + START_RESEND
+        game.next_start = self.now() + min(START_RESEND * 2 ** (game.start_tries - 1),
+                                           START_RESEND_MAX)
         for player in game.duel.names:
             if player not in game.flux_seen:
                 self.send(self.start_message(game, player), game.addresses[player])
@@ -426,7 +450,7 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
     def on_timer(self) -> None:
         now = self.now()
         for key, entry in list(self.waiting.items()):
-            if now - entry.since > 60.0:  # a connect nobody answered
+            if now - entry.since > self.settings.connect_timeout:  # nobody answered
                 del self.waiting[key]
         for game in list(self.games.values()):
             duel = game.duel
@@ -442,7 +466,7 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
                     else:
                         self.send_starts(game)
             elif game.end_message is not None:
-                if now - duel.ended > END_LINGER or len(game.end_acked) == 2:
+                if now - game.end_since > END_LINGER or not game.end_pending():
                     self.forget(game)
                 elif now >= game.next_end:
                     self.send_ends(game)
@@ -466,7 +490,7 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
                              ended_at=iso(duel.ended),
                              details={"game_name": game.name, "scores": duel.scores(),
                                       "duration": round(duel.ended - duel.started, 3)})
-        d = self.core.ratings.record_match(result)
+        d = self.record(result)
         self.recording.add(d)
 
         def committed(recorded):
@@ -476,18 +500,42 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
             self.send_ends(game)
 
         def failed(failure):
-            log.failure("blockattack: recording game {game} failed", failure, game=game.name)
-            game.end_message = messages.game_end(game.name, duel, None)
+            # the game is over either way: say so, and that it does not count
+            log.failure("blockattack: game {game} could not be recorded", failure,
+                        game=game.name)
+            game.end_message = messages.game_end(game.name, duel, None, saved=False)
             self.send_ends(game)
 
         d.addCallbacks(committed, failed)
         d.addBoth(lambda _: self.recording.discard(d))
         return d
 
+    def record(self, result: MatchResult, attempts: int = RECORD_ATTEMPTS) -> defer.Deferred:
+        """Store a result (nobody is told before it is stored), retrying a failure or a
+        write that hangs."""
+        d = self.core.ratings.record_match(result)
+        d.addTimeout(RECORD_TIMEOUT, self.clock)
+
+        def retry(failure):
+            if attempts <= 1:
+                return failure
+            log.warn("blockattack: recording a result failed ({problem}); retrying",
+                     problem=failure.getErrorMessage())
+            return task.deferLater(self.clock, RECORD_RETRY, self.record, result,
+                                   attempts - 1)
+
+        d.addErrback(retry)
+        return d
+
     def send_ends(self, game: Game) -> None:
+        """game_end to each player who has not acknowledged it; the repeats only to those
+        who reported (an address never heard from after its connect may be forged)."""
+        first = not game.end_since
+        if first:
+            game.end_since = self.now()
         game.next_end = self.now() + END_RESEND
         for name in game.duel.names:
-            if name not in game.end_acked:
+            if (first or name in game.flux_seen) and name not in game.end_acked:
                 self.send(dict(game.end_message, timestamp=self.timestamp()),
                           game.addresses[name])
 

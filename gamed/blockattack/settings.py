@@ -17,3 +17,7 @@ class BlockattackSettings:
     silence_timeout: float = 15.0
     #: score points that earn one power
     power_every: int = 500
+    #: seconds a connect waits for the opponent's connect
+    connect_timeout: float = 60.0
+    #: players waiting for their opponent at most (a connect past it gets "busy")
+    max_waiting: int = 10000

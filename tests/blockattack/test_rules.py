@@ -127,13 +127,21 @@ def test_time_up_higher_score_wins_or_draw():
     assert draw.finished and draw.winner is None
 
 
-def test_silence_and_forfeit():
+def test_silence_no_show_and_forfeit():
     game = duel(silence_timeout=15.0)
     game.report("ann", 1010.0, empty_board(), 0)
-    game.check_time(1014.9)
+    game.report("ben", 1001.0, empty_board(), 0)
+    game.check_time(1015.9)
     assert not game.finished
-    game.check_time(1015.0)  # ben has said nothing since the start
+    game.check_time(1016.0)  # ben has said nothing for 15 s
     assert game.finished and game.winner == "ann" and game.reason == "timeout"
+    absent = duel(silence_timeout=15.0)
+    absent.report("ann", 1010.0, empty_board(), 0)
+    absent.check_time(1015.0)  # ben never showed up: nobody wins
+    assert absent.finished and absent.winner is None and absent.reason == "no_show"
+    nobody = duel(silence_timeout=15.0)
+    nobody.check_time(1015.0)
+    assert nobody.winner is None and nobody.reason == "no_show"
     other = duel()
     other.forfeit("ann", 1005.0)
     assert other.winner == "ben" and other.reason == "forfeit"
@@ -172,3 +180,17 @@ def test_board_json_is_the_compact_json_of_any_checked_board(board):
     encoded = rules.board_json(check_board(board))
     assert encoded == json.dumps(board, separators=(",", ":")).encode()
     assert rules.board_json(board) == encoded  # from the row cache the second time
+
+
+def test_a_huge_score_is_refused_and_powers_held_are_capped():
+    game = duel(power_every=500)
+    with pytest.raises(RuleError) as refused:
+        game.report("ann", 1001.0, empty_board(), rules.MAX_SCORE + 1)
+    assert refused.value.code == "bad_score" and game.sides["ann"].score == 0
+    game.report("ann", 1001.0, empty_board(), rules.MAX_SCORE)  # at once, no loop per power
+    side = game.sides["ann"]
+    assert len(side.powers_available) == rules.MAX_POWERS_HELD
+    assert side.powers_available[:5] == list("IRSNI")
+    assert side.powers_earned == rules.MAX_SCORE // 500
+    game.report("ann", 1002.0, empty_board(), rules.MAX_SCORE, power_used="I")
+    assert len(side.powers_available) == rules.MAX_POWERS_HELD - 1  # none earned meanwhile
