@@ -95,6 +95,23 @@ def sender_prefix(player_id: str) -> str:
     return '{"sender":' + json.dumps(player_id) + ","
 
 
+JSON_WHITESPACE = " \t\r\n"
+
+
+def _reencoded(decoded: dict) -> Optional[str]:
+    """A decoded frame as JSON again; None if it cannot be written as valid JSON in UTF-8
+    (1e400 would come back as Infinity)."""
+    try:
+        text = json.dumps(decoded, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate the client wrote as an escape
+        text = json.dumps(decoded, separators=(",", ":"), allow_nan=False)
+    return text
+
+
 def may_carry_sender(frame: str) -> bool:
     """Whether the frame could hold a top-level "sender" key of the client's own: the key
     is either written plainly or spelt with a \\u escape ("s\\u0065nder"); no other JSON
@@ -113,20 +130,22 @@ def with_sender(prefix: str, frame: str) -> Optional[str]:
     if may_carry_sender(frame):
         try:
             decoded = json.loads(frame)
-        except ValueError:
-            decoded = None
-        except RecursionError:
-            return None  # too deep to check for a sender here, though a browser may parse it
+        except (ValueError, RecursionError):
+            # it might hold a sender and cannot be checked here (bad JSON to Python, yet
+            # maybe not to a browser: a 5000-digit number, nesting past our recursion
+            # limit): refused rather than passed on unchecked
+            return None
         if isinstance(decoded, dict) and "sender" in decoded:
             del decoded["sender"]
-            # not `encode`: a NaN the client sent (json.loads takes it) passes through as sent
-            frame = json.dumps(decoded, separators=(",", ":"), ensure_ascii=False)
+            frame = _reencoded(decoded)
+            if frame is None:
+                return None
     if frame[:1] != "{":
-        stripped = frame.lstrip()
+        stripped = frame.lstrip(JSON_WHITESPACE)  # only what JSON itself skips
         if stripped[:1] != "{":
             return None
         frame = stripped
     body = frame[1:]
-    if body.lstrip()[:1] == "}":  # the empty object: no comma after sender
-        return prefix[:-1] + body.lstrip()
+    if body.lstrip(JSON_WHITESPACE)[:1] == "}":  # the empty object: no comma after sender
+        return prefix[:-1] + body.lstrip(JSON_WHITESPACE)
     return prefix + body

@@ -127,6 +127,15 @@ class RoomsConnection(ConnectionHandler):
         message = dict(message, id=self.rooms.next_id())
         self.channel.send_text("#" + encode(message))
 
+    def frame_refused(self, problem: BadFrame) -> None:
+        """In the relay a refusal (rate, size, shape) is a control frame: game frames and
+        server errors must not be confused by a relaying client."""
+        if self.player is not None and self.player.phase == RELAY:
+            self.control({"type": "error", "originId": None, "error": problem.code,
+                          "errorMessage": problem.detail})
+        else:
+            super().frame_refused(problem)
+
     # -- incoming ---------------------------------------------------------------------------
 
     def text_received(self, text: str):
@@ -261,7 +270,7 @@ class RoomsConnection(ConnectionHandler):
         except (ValueError, RecursionError):
             message = None
         if not isinstance(message, dict):
-            self.control({"type": "error", "error": "malformed_control",
+            self.control({"type": "error", "originId": None, "error": "malformed_control",
                           "errorMessage": "a control frame is '#' then a JSON object"})
             return
         kind = message.get("type")
@@ -282,6 +291,10 @@ class RoomsConnection(ConnectionHandler):
         self.pending = []
         self.control({"type": "end_game_ack", "requestId": message.get("id"),
                       "players": room.describe()})
+        for other in room.others(self.player):  # the game goes on without this player
+            if other.phase == RELAY:
+                other.link.control({"type": "player_left", "player": self.player.id,
+                                    "reason": "end_game"})
 
 
 def make_service(core) -> service.IService:

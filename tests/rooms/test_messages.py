@@ -95,7 +95,8 @@ def test_a_client_cannot_send_as_another_player():
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
                                                                 max_size=3),
     max_leaves=10)
@@ -122,3 +123,20 @@ def test_a_frame_too_deep_to_check_for_a_sender_is_refused_not_passed_on():
     assert with_sender(PREFIX, deep) is None  # a browser could parse it and believe p2
     shallow = '{"x":' + "[" * 5000 + "]" * 5000 + "}"  # no sender: never decoded, relayed
     assert with_sender(PREFIX, shallow) == '{"sender":"p1",' + shallow[1:]
+
+
+@pytest.mark.parametrize("frame", [
+    '\u00a0{"sender":"p2","x":1}',  # whitespace to Python's strip, not to JSON
+    '\x1c{"sender":"p2"}',
+    '{"sender":"p2","n":%s}' % ("1" * 4400),  # too long an integer for Python, not for JS
+    '{"sender":"p2","n":1e400}',  # would come back as Infinity
+    '{"s\\u0065nder":"p2","n":NaN}',
+])
+def test_a_frame_that_may_carry_a_sender_and_cannot_be_checked_is_refused(frame):
+    assert with_sender(PREFIX, frame) is None
+
+
+def test_a_lone_surrogate_escape_comes_back_as_an_escape_writable_in_utf8():
+    out = with_sender(PREFIX, '{"sender":"p2","t":"\\ud800 \u00e9"}')
+    out.encode("utf-8")
+    assert json.loads(out) == {"sender": "p1", "t": "\ud800 \u00e9"}

@@ -206,6 +206,9 @@ def test_end_game_control_and_disconnect_during_relay():
     [ack] = a.take()
     assert a.channel.texts == [] and ack["type"] == "end_game_ack" and ack["requestId"] == 7
     assert {p["id"] for p in ack["players"]} == {a.id, b.id, c.id}
+    notices = [m for player in (b, c) for m in player.take()]
+    assert notices == [{"type": "player_left", "player": a.id, "reason": "end_game",
+                        "id": notice["id"]} for notice in notices] and len(notices) == 2
     b.raw('{"after":"end"}')
     assert a.take() == [] and len(c.take()) == 1  # a is back in the lobby
     b.handler.connection_lost("gone")
