@@ -7,6 +7,7 @@ the reply time does not reveal which names exist.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import unicodedata
@@ -26,6 +27,19 @@ log = Logger(namespace="gamed.accounts")
 
 MAX_NAME_LENGTH = 32
 
+
+
+BCRYPT_MAX_BYTES = 72  # bcrypt reads no further
+
+
+def bcrypt_secret(password: str) -> bytes:
+    """What bcrypt is given for a password: its UTF-8 bytes, or for one longer than bcrypt
+    reads (32 characters of a non-Latin script can be 96 bytes), the base64 of its SHA-256,
+    so that every byte counts. Passwords up to 72 bytes hash exactly as they always did."""
+    data = password.encode("utf-8")
+    if len(data) <= BCRYPT_MAX_BYTES:
+        return data
+    return base64.b64encode(hashlib.sha256(data).digest())
 
 class AuthError(Exception):
     """A refused account operation: a stable `code` and a message fit for the player."""
@@ -114,20 +128,20 @@ class AccountService(service.Service):
     def hash_password(self, password: str) -> defer.Deferred:
         cost = self.settings.bcrypt_cost
         return self._in_pool(
-            lambda: bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(cost)).decode("ascii"))
+            lambda: bcrypt.hashpw(bcrypt_secret(password), bcrypt.gensalt(cost)).decode("ascii"))
 
     def check_password(self, password: str, hashed: Optional[str]) -> defer.Deferred:
         if hashed is None:
             return self._in_pool(self._dummy_check, password)
         return self._in_pool(
-            lambda: bcrypt.checkpw(password.encode("utf-8"), hashed.encode("ascii")))
+            lambda: bcrypt.checkpw(bcrypt_secret(password), hashed.encode("ascii")))
 
     def _dummy_check(self, password: str) -> bool:
         """Same cost as a real check, always False (unknown names, guests)."""
         if self._dummy_hash is None:
             self._dummy_hash = bcrypt.hashpw(b"gamed dummy password",
                                              bcrypt.gensalt(self.settings.bcrypt_cost))
-        bcrypt.checkpw(password.encode("utf-8"), self._dummy_hash)
+        bcrypt.checkpw(bcrypt_secret(password), self._dummy_hash)
         return False
 
     # -- rules -----------------------------------------------------------------------------

@@ -64,8 +64,9 @@ class AccountSettings:
     #: login attempts: leaky bucket per account name
     account_burst: int = 10
     account_rate: float = 0.5
-    #: longest password accepted by any service
-    max_password_length: int = 72
+    #: longest password accepted by any service, in UTF-8 bytes (past 72, bcrypt is given
+    #: the password's SHA-256 so that every byte counts)
+    max_password_length: int = 256
 
 
 @attrs.define

@@ -42,7 +42,7 @@ async def test_login_or_register(core):
 async def test_name_and_password_rules(core):
     for name in ("", " padded", "x" * 33, "tab\there", 42, None):
         await refused(core.accounts.register(name, "pw", "h:1"), "invalid_name")
-    for password in ("", "x" * 73, None, 5):
+    for password in ("", "x" * 257, None, 5):
         await refused(core.accounts.register("carol", password, "h:1"), "invalid_password")
 
 
@@ -115,3 +115,24 @@ async def test_banned_accounts_cannot_log_in(core):
     account = await core.accounts.register("gina", "pw", "h:1")
     await core.accounts.store.set_banned(account.id, True)
     await refused(core.accounts.login("gina", "pw", "h:2"), "banned")
+
+
+def test_a_password_past_bcrypts_72_bytes_counts_to_its_last_byte():
+    from gamed.core.accounts import bcrypt_secret
+
+    short = "é" * 36  # 72 bytes: given to bcrypt as it is, as always
+    assert bcrypt_secret(short) == short.encode("utf-8")
+    long_one, other = "密" * 32, "密" * 31 + "码"  # 96 bytes each, the same first 72
+    assert bcrypt_secret(long_one) != bcrypt_secret(other)
+    assert len(bcrypt_secret(long_one)) <= 72
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_long_non_latin_password_registers_and_only_it_logs_in(core):
+    accounts = core.accounts
+    password = "密" * 32  # 32 characters, 96 bytes
+    await accounts.register("mei", password, "1.2.3.4:5")
+    assert (await accounts.login("mei", password, "1.2.3.4:6")).name == "mei"
+    await refused(accounts.login("mei", "密" * 31 + "码", "1.2.3.4:7"), "bad_credentials")
+    await refused(accounts.register("long", "x" * 257, "1.2.3.4:8"), "invalid_password")
