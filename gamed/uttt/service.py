@@ -143,6 +143,7 @@ class UtttGame(service.Service):
         self.ratings = core.ratings
         self.friends = core.friends
         self.presence = core.presence
+        self.claiming: set = set()  # guest accounts changing hands right now
         self.window = matchmaking.Window(tuning.match_window, tuning.match_window_widen,
                                          tuning.match_window_max)
         self.connections: dict = {}  # account id -> set of UtttConnection
@@ -690,13 +691,25 @@ class UtttConnection(ConnectionHandler):
         except AuthError as exc:
             if exc.code != "name_taken":
                 raise
-            # a temporary name is free again once its last holder is gone
+            # a temporary name is free again once its last holder is gone (from every
+            # game: blockattack's players are guests of the same account table)
             account = yield game.accounts.find_account(name)
             if (account is None or not account.is_guest or game.online(account.id)
-                    or game.open_count(account.id)):
+                    or game.presence.is_online(account.id) or game.open_count(account.id)
+                    or account.id in game.claiming):
                 raise AuthError("name_taken", "the name %s is not available" % name) from None
-            # the name changes hands: the previous holder's sessions must not reach it
-            yield game.accounts.revoke_sessions(account.id)
+            # the name changes hands: the previous holder's sessions must not reach it;
+            # meanwhile nobody else may claim it (the checks above would pass for them too)
+            game.claiming.add(account.id)
+            try:
+                yield game.accounts.revoke_sessions(account.id)
+                token = yield game.accounts.open_session(account)
+                yield self._start_session(account, token, LoginResponse(
+                    True, "logged in as temporary user %s" % account.name_key, token, False,
+                    account.name_key))
+            finally:
+                game.claiming.discard(account.id)
+            return
         token = yield game.accounts.open_session(account)
         yield self._start_session(account, token, LoginResponse(
             True, "logged in as temporary user %s" % account.name_key, token, False,

@@ -233,6 +233,34 @@ async def test_a_temporary_name_held_by_someone_online_is_not_available(game):
     assert intruder.last("reconnect_response")["success"] is False
 
 
+@sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_freed_temporary_name_goes_to_one_of_two_racing_claims(game):
+    first = Client(game)
+    assert (await first.temp("racer"))["success"]
+    first.lose()
+    one, two = Client(game), Client(game)
+    # both claims are in flight at once; only one may take the name over
+    one.handler.message_received({"type": "temp_session", "data": {"name": "racer"}})
+    two.handler.message_received({"type": "temp_session", "data": {"name": "racer"}})
+    await one.handler.idle()
+    await two.handler.idle()
+    results = sorted(c.last("login_response")["success"] for c in (one, two))
+    assert results == [False, True]
+    assert len(game.connections[one.handler.player.id if one.handler.player
+                                else two.handler.player.id]) == 1
+
+
+@sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_temporary_name_playing_blockattack_is_not_available(game):
+    account = await game.accounts.guest("udpguy")
+    game.presence.arrived(account.id, "blockattack")
+    assert (await Client(game).temp("udpguy"))["success"] is False
+    game.presence.left(account.id, "blockattack")
+    assert (await Client(game).temp("udpguy"))["success"] is True
+
+
 @pytest_twisted.ensureDeferred
 async def test_reconnect_restores_the_session_and_resends_open_matches(game):
     a, b = await players(game, "recona", "reconb")
