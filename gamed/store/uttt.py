@@ -262,6 +262,18 @@ class UtttStore:
 
         return self.database.run_interaction("uttt_unseen_results", take)
 
+    def mark_unseen(self, match_id: int, account_id: int) -> defer.Deferred:
+        """This player has not been shown the match's result after all (it went offline
+        while the result was being written): show it at its next login."""
+
+        def mark(cur: Cursor):
+            cur.execute("UPDATE uttt_matches SET seen_a = 0 WHERE id = ? AND player_a = ?",
+                        (match_id, account_id))
+            cur.execute("UPDATE uttt_matches SET seen_b = 0 WHERE id = ? AND player_b = ?",
+                        (match_id, account_id))
+
+        return self.database.run_interaction("uttt_mark_unseen", mark)
+
     def elo_summary(self, account_id: Optional[int], top: int = 10) -> defer.Deferred:
         """The player's rating and rank (None for None) and the top of the leaderboard.
 

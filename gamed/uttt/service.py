@@ -18,6 +18,7 @@ import attrs
 from twisted.application import service
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from twisted.python import failure
 
 from gamed.core.accounts import AuthError
 from gamed.core.channel import ConnectionHandler, encode
@@ -144,6 +145,7 @@ class UtttGame(service.Service):
         self.friends = core.friends
         self.presence = core.presence
         self.claiming: set = set()  # guest accounts changing hands right now
+        self.taken: dict = {}  # account id -> its waiting entry while its match is written
         self.window = matchmaking.Window(tuning.match_window, tuning.match_window_widen,
                                          tuning.match_window_max)
         self.connections: dict = {}  # account id -> set of UtttConnection
@@ -403,8 +405,15 @@ class UtttGame(service.Service):
         if opponent is None:
             self.waiting[player.id] = (seeker, connection)
             return None
-        _, their_connection = self.waiting.pop(opponent.key)
-        return their_connection.player
+        self.taken[opponent.key] = self.waiting.pop(opponent.key)
+        return self.taken[opponent.key][1].player
+
+    def matched(self, player_id: int, started: bool) -> None:
+        """A waiting player taken for a match: it started, or its write failed and the
+        player waits again (in its old place) if still here."""
+        entry = self.taken.pop(player_id, None)
+        if entry is not None and not started and self.online(player_id):
+            self.waiting.setdefault(player_id, entry)
 
     def pair_waiting(self) -> None:
         """Pair waiting players whose windows have widened enough (runs periodically)."""
@@ -414,10 +423,21 @@ class UtttGame(service.Service):
         eligible = [entry[0] for key, entry in self.waiting.items()
                     if self.online(key) and self.open_count(key) < self.settings.max_open_matches]
         for first, second in matchmaking.pairs(eligible, now, self.window):
-            entry_a = self.waiting.pop(first.key)
-            entry_b = self.waiting.pop(second.key)
-            d = self.create_match(entry_a[1].player, entry_b[1].player, invite=False)
-            d.addErrback(lambda f: log.failure("uttt: starting a queued match failed", f))
+            keys = (first.key, second.key)
+            for key in keys:
+                self.taken[key] = self.waiting.pop(key)
+            d = self.create_match(self.taken[first.key][1].player,
+                                  self.taken[second.key][1].player, invite=False)
+
+            def done(result, keys=keys):
+                started = not isinstance(result, failure.Failure)
+                for key in keys:
+                    self.matched(key, started)
+                if not started:
+                    log.failure("uttt: starting a queued match failed; both wait again",
+                                result)
+
+            d.addBoth(done)
 
     # -- moves and endings -------------------------------------------------------------------
 
@@ -478,6 +498,11 @@ class UtttGame(service.Service):
                 self.moves_counter.inc()
             match.result = (winner, draw, reason)
             self._unregister(match)
+            for player, was_online in zip(match.players(), seen):
+                if was_online and not self.online(player.id):
+                    # gone while the result was written: it will not see the announcement
+                    self.store.mark_unseen(match.id, player.id).addErrback(
+                        lambda f: log.failure("uttt: marking a result unseen failed", f))
             self.results_counter.labels(reason).inc()
             log.info("uttt: match {id} ended ({reason}), winner {winner}", id=match.id,
                      reason=reason, winner=match.player(winner).name if winner else None)
@@ -770,7 +795,12 @@ class UtttConnection(ConnectionHandler):
                 self.send(frame(Response(True, "waiting for an opponent"),
                                 "match_request_response"))
                 return
-            yield game.create_match(opponent, me, invite=False)
+            try:
+                yield game.create_match(opponent, me, invite=False)
+            except Exception:
+                game.matched(opponent.id, started=False)  # the opponent waits again
+                raise
+            game.matched(opponent.id, started=True)
             self.send(frame(Response(True, "matched with %s" % opponent.name),
                             "match_request_response"))
             return

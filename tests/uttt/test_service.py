@@ -468,6 +468,41 @@ async def test_end_match_before_both_moved_ends_it_unrated(game):
     assert history[0].reason == rules.CANCELLED and not history[0].ranked
 
 
+@sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_player_gone_while_the_result_is_written_is_shown_it_at_next_login(game):
+    a, b = await players(game, "writer_a", "writer_b")
+    match_id = await start(a, b)
+    a.handler.message_received({"type": "end_match", "data": {"id": match_id}})
+    b.lose()  # before the result is committed: b was online when the write began
+    await a.handler.idle()
+    await game.writer.drained()
+    await eventually(lambda: not game.matches)
+    await sleep(0.05)  # the unseen mark is its own small write
+    back = Client(game)
+    assert (await back.login("writer_b"))["success"]
+    [final] = back.updates(match_id)
+    assert final["match_state"]["game_over"] and final["match_state"]["player_won"] == "writer_b"
+
+
+@sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_waiting_player_whose_match_cannot_be_written_waits_again(game, monkeypatch):
+    a, b, c = await players(game, "waitera", "waiterb", "waiterc")
+    await a.send("match_request", {"player": None})
+    assert a.last("match_request_response")["success"] and a.handler.player.id in game.waiting
+    real = game.create_match
+    monkeypatch.setattr(game, "create_match",
+                        lambda *args, **kw: defer.fail(RuntimeError("database down")))
+    await b.send("match_request", {"player": None})
+    assert b.last("match_request_response")["success"] is False
+    assert a.handler.player.id in game.waiting and not game.taken  # a is not lost
+    monkeypatch.setattr(game, "create_match", real)
+    await c.send("match_request", {"player": None})
+    assert c.last("match_request_response")["success"]
+    assert a.updates() and c.updates() and a.handler.player.id not in game.waiting
+
+
 @pytest_twisted.ensureDeferred
 async def test_end_match_after_both_moved_is_a_loss(game):
     a, b = await players(game, "quitter", "stayer")
