@@ -215,7 +215,9 @@ class Arena:
                 hx, hy = _toward((disc.hook_x, disc.hook_y), (tx, ty))
                 disc.hook_x += hx * HOOK_SPEED
                 disc.hook_y += hy * HOOK_SPEED
-        disc.x, disc.y = _inside(disc.x, disc.y)
+        # the disc stays wholly in the field (as _inside, inlined: every disc, every frame)
+        disc.x = min(max(disc.x, PLAYER_RADIUS), WIDTH - PLAYER_RADIUS)
+        disc.y = min(max(disc.y, PLAYER_RADIUS), HEIGHT - PLAYER_RADIUS)
 
     def _separate_discs(self) -> None:
         a, b = self.discs[1], self.discs[2]
