@@ -198,10 +198,12 @@ class Duel:
         for event_id in acked_powers:
             side.incoming.pop(event_id, None)
         earned = side.score // self.power_every
-        new = range(side.powers_earned,
-                    min(earned, side.powers_earned + MAX_POWERS_HELD - len(side.powers_available)))
-        side.powers_available.extend(POWERS[n % len(POWERS)] for n in new)
-        side.powers_earned = max(side.powers_earned, earned)
+        if earned > side.powers_earned:
+            room = MAX_POWERS_HELD - len(side.powers_available)
+            side.powers_available.extend(
+                POWERS[n % len(POWERS)]
+                for n in range(side.powers_earned, min(earned, side.powers_earned + room)))
+            side.powers_earned = earned
         event = self._use_power(side, *power) if power else None
         if topped_out(board):
             self.finish(now, self.opponent(name).name, "top_out")
