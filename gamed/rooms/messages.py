@@ -10,6 +10,7 @@ True -> 1) where the lobby must refuse, and each field needs its own wire error 
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any, Optional
 
 import attrs
@@ -47,6 +48,14 @@ def _int_field(details: dict, name: str) -> int:
     return value
 
 
+def _visible(char: str) -> bool:
+    """Not a control, format (zero-width, bidi override), surrogate, private-use or
+    unassigned character, nor a line or paragraph separator: names that look alike must
+    be alike, or name_conflict could be dodged with an invisible character."""
+    category = unicodedata.category(char)
+    return category[0] != "C" and category not in ("Zl", "Zp")
+
+
 def login_details(request: dict) -> LoginDetails:
     """The PlayerObject a client logs in with; `id` and `host`/`isHost` are the server's."""
     details = request.get("details")
@@ -56,7 +65,7 @@ def login_details(request: dict) -> LoginDetails:
     if not isinstance(username, str) or not username.strip():
         raise BadRequest("invalid_name", "details.username must be a non-empty string")
     username = username.strip()
-    if len(username) > MAX_USERNAME or any(ord(c) < 32 for c in username):
+    if len(username) > MAX_USERNAME or not all(map(_visible, username)):
         raise BadRequest("invalid_name", "details.username must be 1 to %d printable characters"
                          % MAX_USERNAME)
     return LoginDetails(username, _int_field(details, "avatar"), _int_field(details, "color"),

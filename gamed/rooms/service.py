@@ -67,7 +67,7 @@ class RoomsConnection(ConnectionHandler):
         self.rooms = rooms
         self.player: Optional[Player] = None
         self.prefix = ""
-        self.pending: list = []
+        self.pending: list = []  # (sender id, PreparedText) queued until our ack
         #: dropped for a full queue, waiting for the transport to report the close
         self.dropped = False
         # the relay's targets, rebuilt when the room changes: (room, room.changes)
@@ -205,6 +205,9 @@ class RoomsConnection(ConnectionHandler):
         self.pending = []
         new_host = departure.new_host.id if departure.new_host is not None else None
         for other in departure.remaining:
+            if other.link.pending:  # not in the game yet: it will not hear from us after
+                other.link.pending = [(sender, frame) for sender, frame in other.link.pending
+                                      if sender != player.id]
             if other.phase == RELAY:
                 fields = {"type": "player_left", "player": player.id, "reason": reason}
                 if new_host is not None:
@@ -229,7 +232,7 @@ class RoomsConnection(ConnectionHandler):
             return
         self.rooms.lobby.acknowledge(self.player)
         queued, self.pending = self.pending, []
-        for frame in queued:
+        for _, frame in queued:
             self.channel.send_prepared(frame)
 
     # -- relay --------------------------------------------------------------------------------
@@ -256,7 +259,7 @@ class RoomsConnection(ConnectionHandler):
                 link.dropped = True
                 link.channel.close("relay_queue_full")
             else:
-                link.pending.append(frame)
+                link.pending.append((player.id, frame))
 
     def _rebuild_targets(self, player: Player, room) -> None:
         others = [p for p in room.players if p is not player]

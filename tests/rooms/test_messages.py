@@ -34,6 +34,10 @@ def test_login_details_reads_the_profile_and_ignores_what_the_server_decides():
     ({"details": {"username": None}}, "invalid_name"),
     ({"details": {"username": "   "}}, "invalid_name"),
     ({"details": {"username": "a\nb"}}, "invalid_name"),
+    ({"details": {"username": "ann\u200b"}}, "invalid_name"),  # zero-width space
+    ({"details": {"username": "\u202eann"}}, "invalid_name"),  # right-to-left override
+    ({"details": {"username": "ann\x7f"}}, "invalid_name"),
+    ({"details": {"username": "a\u2028b"}}, "invalid_name"),
     ({"details": {"username": "x" * 33}}, "invalid_name"),
     ({"details": {"username": "ann", "avatar": "1"}}, "invalid_details"),
     ({"details": {"username": "ann", "avatar": 1.5}}, "invalid_details"),
