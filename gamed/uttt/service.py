@@ -446,9 +446,14 @@ class UtttGame(service.Service):
         if match.pending:
             raise rules.IllegalMove("busy", "the previous change of this match is still "
                                             "being saved; try again")
+        now = self.clock.seconds()
+        if now >= match.last_move_at + self.settings.move_timeout:
+            # the deadline passed and its timer has not run yet: it decides, not this move
+            self._cancel_deadline(match)
+            self._deadline_passed(match.id)
+            raise rules.IllegalMove("game_over", "the time to move ran out")
         mark = match.mark_of(player.id)
         board = rules.play(match.board, mark, move)
-        now = self.clock.seconds()
         op = MoveMade(match.id, match.board.moves, mark, move.sub_x, move.sub_y, move.x,
                       move.y, board.encode_cells(), move.encode(), now)
         match.pending = True

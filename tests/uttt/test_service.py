@@ -539,6 +539,21 @@ async def test_a_week_without_a_move_loses_for_the_player_to_move(game, clock):
     assert history[0].reason == rules.TIMEOUT and history[0].outcome == "win"
 
 
+@sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_move_after_the_deadline_is_refused_even_before_its_timer_runs(game, clock):
+    a, b = await players(game, "lateone", "ontime")
+    match_id = await start(a, b)
+    await a.move(match_id, 1, 1, 1, 1)
+    clock.rightNow += WEEK + 1  # time passes; the deadline's timer has not run yet
+    await b.move(match_id, 1, 1, 0, 0)
+    reply = b.last("move_response")
+    assert reply["success"] is False and reply["error"] == "game_over"
+    await game.writer.drained()
+    await eventually(lambda: a.updates(match_id)[-1]["match_state"]["game_over"])
+    assert a.updates(match_id)[-1]["match_state"]["player_won"] == "lateone"  # b was to move
+
+
 @pytest_twisted.ensureDeferred
 async def test_open_matches_and_deadlines_survive_a_restart(core, clock):
     game = UtttGame(core, UtttStore(core.database), clock)
