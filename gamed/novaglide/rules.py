@@ -77,6 +77,13 @@ def _inside(x: float, y: float) -> tuple:
             min(max(y, PLAYER_RADIUS), HEIGHT - PLAYER_RADIUS))
 
 
+def _dash_direction(disc: "Disc", control: Input) -> tuple:
+    """Toward the mouse; with the mouse on the disc's centre, the way the keys point (a
+    dash with no direction at all does not happen, and spends no cooldown)."""
+    direction = _toward((disc.x, disc.y), control.mouse)
+    return direction if direction != (0.0, 0.0) else control.direction()
+
+
 def _toward(origin: tuple, target: tuple) -> tuple:
     dx, dy = target[0] - origin[0], target[1] - origin[1]
     length = math.hypot(dx, dy)
@@ -169,9 +176,10 @@ class Arena:
         disc = self.discs[side]
         disc.hook_cooldown = max(0.0, disc.hook_cooldown - DT)
         disc.dash_cooldown = max(0.0, disc.dash_cooldown - DT)
-        if DASH_KEY in control.keys and disc.dash_cooldown == 0.0 and disc.dash_frames == 0:
+        if (DASH_KEY in control.keys and disc.dash_cooldown == 0.0 and disc.dash_frames == 0
+                and _dash_direction(disc, control) != (0.0, 0.0)):
             disc.dash_frames = DASH_FRAMES
-            disc.dash_direction = _toward((disc.x, disc.y), control.mouse)
+            disc.dash_direction = _dash_direction(disc, control)
             disc.dash_cooldown = DASH_COOLDOWN
             disc.hook_state = None  # a dash cancels the hook
         elif (HOOK_KEY in control.keys and disc.hook_cooldown == 0.0 and not disc.hooking

@@ -160,6 +160,15 @@ def test_dash_moves_8_frames_at_1600_and_cancels_the_hook():
     assert disc.dash_frames == 0  # cooling down
 
 
+def test_a_dash_with_the_mouse_on_the_disc_goes_the_keys_way_or_not_at_all():
+    arena = Arena()
+    disc = arena.discs[1]
+    arena.step({1: keys("lshift", mouse=(100, 360)), 2: rules.IDLE})  # no direction at all
+    assert disc.dash_frames == 0 and disc.dash_cooldown == 0.0 and disc.x == 100
+    arena.step({1: keys("lshift", "s", mouse=(disc.x, disc.y)), 2: rules.IDLE})
+    assert disc.dash_cooldown > 0 and disc.y == pytest.approx(360 + 1600 / 60)
+
+
 def test_timer_ends_the_match_with_the_leader_winning():
     arena = Arena(match_frames=60)
     arena.score[2] = 1
