@@ -91,6 +91,10 @@ class AccountService(service.Service):
         self.by_address = LeakyBuckets(settings.address_burst, settings.address_rate, now)
         self.by_account = LeakyBuckets(settings.account_burst, settings.account_rate, now)
         self._dummy_hash: Optional[bytes] = None
+        #: predicates account_id -> bool, "this guest is in use" (online somewhere, open
+        #: matches): a guest in use keeps its name; one that is not gives it up to whoever
+        #: registers that name
+        self.guest_holds: list = []
 
     # -- service -------------------------------------------------------------------------
 
@@ -183,9 +187,12 @@ class AccountService(service.Service):
         check_name(name)
         self.check_password_rule(password)
         self._throttle(name, peer)
-        if (yield self.store.find(name)) is not None:
-            self._count("name_taken")
-            raise AuthError("name_taken", "the name %r is taken" % name)
+        existing = yield self.store.find(name)
+        if existing is not None:
+            freed = yield self._free_guest_name(existing)
+            if not freed:
+                self._count("name_taken")
+                raise AuthError("name_taken", "the name %r is taken" % name)
         hashed = yield self.hash_password(password)
         try:
             account = yield self.store.create(name, hashed, self.reactor.seconds())
@@ -195,6 +202,24 @@ class AccountService(service.Service):
         self._count("registered")
         log.info("registered account {account_id} {name}", account_id=account.id, name=name)
         return account
+
+    @defer.inlineCallbacks
+    def _free_guest_name(self, account: Account):
+        """A guest nobody is using gives its name up to a registration: the guest account
+        (and its history) takes a generated name. True if the name is free now."""
+        if not account.is_guest or any(hold(account.id) for hold in self.guest_holds):
+            return False
+        for _ in range(5):
+            try:
+                renamed = yield self.store.rename_guest(account.id,
+                                                        "guest-" + secrets.token_hex(5))
+            except NameTaken:
+                continue
+            if renamed:
+                log.info("guest {account_id} {name} gave its name up to a registration",
+                         account_id=account.id, name=account.name)
+            return renamed
+        return False
 
     @defer.inlineCallbacks
     def login(self, name: str, password: str, peer: str = "local"):
@@ -222,13 +247,16 @@ class AccountService(service.Service):
         check_name(name)
         self.check_password_rule(password)
         existing = yield self.store.find(name)
-        if existing is None:
+        if existing is None or existing.is_guest:  # a guest nobody uses gives its name up
             try:
                 account = yield self.register(name, password, peer)
                 return account, True
             except AuthError as exc:
                 if exc.code != "name_taken":
                     raise
+                if existing is not None:
+                    raise AuthError("name_taken", "the name %r is in use by a guest player"
+                                    % name) from None
         account = yield self.login(name, password, peer)
         return account, False
 

@@ -63,6 +63,8 @@ def build_core(reactor, config: GamedConfig, database: Database, metrics: Metric
     now = reactor.seconds
     accounts = AccountService(reactor, config.accounts, AccountStore(database),
                               SessionStore(database), metrics)
+    presence = Presence()
+    accounts.guest_holds.append(presence.is_online)  # a guest playing anywhere keeps its name
     return Core(reactor=reactor, config=config, database=database, accounts=accounts,
                 ratings=RatingStore(database, now), friends=FriendStore(database, now),
-                metrics=metrics, presence=Presence(), random=rng or random.Random())
+                metrics=metrics, presence=presence, random=rng or random.Random())

@@ -64,6 +64,20 @@ class AccountStore:
 
         return self.database.run_interaction("create_account", create)
 
+    def rename_guest(self, account_id: int, new_name: str) -> defer.Deferred:
+        """Give a guest account another name (its history goes with it); True if renamed,
+        False if it is no longer a guest; fails with NameTaken."""
+
+        def rename(cur: Cursor):
+            try:
+                return cur.execute(
+                    "UPDATE accounts SET name = ?, name_key = ? WHERE id = ? AND is_guest = 1",
+                    (new_name, name_key(new_name), account_id)).rowcount == 1
+            except IntegrityError:
+                raise NameTaken(new_name) from None
+
+        return self.database.run_interaction("rename_guest", rename)
+
     def find(self, name: str) -> defer.Deferred:
         return self.database.run_interaction(
             "find_account", lambda cur: _account(cur.execute(

@@ -145,6 +145,9 @@ class UtttGame(service.Service):
         self.friends = core.friends
         self.presence = core.presence
         self.claiming: set = set()  # guest accounts changing hands right now
+        # a temporary player with open matches keeps its name (no registration takes it)
+        self.accounts.guest_holds.append(
+            lambda account_id: bool(self.open_count(account_id)) or account_id in self.claiming)
         self.taken: dict = {}  # account id -> its waiting entry while its match is written
         self.window = matchmaking.Window(tuning.match_window, tuning.match_window_widen,
                                          tuning.match_window_max)

@@ -136,3 +136,19 @@ async def test_a_long_non_latin_password_registers_and_only_it_logs_in(core):
     assert (await accounts.login("mei", password, "1.2.3.4:6")).name == "mei"
     await refused(accounts.login("mei", "密" * 31 + "码", "1.2.3.4:7"), "bad_credentials")
     await refused(accounts.register("long", "x" * 257, "1.2.3.4:8"), "invalid_password")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_guest_nobody_uses_gives_its_name_up_to_a_registration(core):
+    accounts = core.accounts
+    guest = await accounts.guest("bob")  # e.g. a blockattack player, gone now
+    account, created = await accounts.login_or_register("Bob", "pw", "h:1")
+    assert created and account.id != guest.id and not account.is_guest
+    renamed = await accounts.get_account(guest.id)
+    assert renamed.is_guest and renamed.name.startswith("guest-")  # its history stays there
+    playing = await accounts.guest("cid")
+    core.presence.arrived(playing.id, "blockattack")
+    await refused(accounts.register("cid", "pw", "h:2"), "name_taken")
+    await refused(accounts.login_or_register("cid", "pw", "h:3"), "name_taken")
+    core.presence.left(playing.id, "blockattack")
+    assert (await accounts.register("cid", "pw", "h:4")).name == "cid"

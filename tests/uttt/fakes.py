@@ -24,6 +24,7 @@ class FakeAccounts:
         self.passwords = {}
         self.sessions = {}
         self.ids = itertools.count(1)
+        self.guest_holds = []  # as AccountService: "this guest is in use" predicates
 
     def _create(self, name, password, guest):
         if name.lower() in self.by_key:

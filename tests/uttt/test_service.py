@@ -261,6 +261,22 @@ async def test_a_temporary_name_playing_blockattack_is_not_available(game):
     assert (await Client(game).temp("udpguy"))["success"] is True
 
 
+@sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_temporary_name_goes_to_a_registration_only_without_open_matches(game):
+    [guest] = await players(game, "tempwho", registered=False)
+    [host] = await players(game, "hostess")
+    match_id = await start(guest, host)
+    guest.lose()
+    claimant = Client(game)
+    assert (await claimant.login("tempwho"))["success"] is False  # its match is open
+    await host.send("end_match", {"id": match_id})
+    await game.writer.drained()
+    await eventually(lambda: not game.matches)
+    assert (await claimant.login("tempwho"))["success"] is True
+    assert claimant.last("login_response")["registered"] is True
+
+
 @pytest_twisted.ensureDeferred
 async def test_reconnect_restores_the_session_and_resends_open_matches(game):
     a, b = await players(game, "recona", "reconb")
