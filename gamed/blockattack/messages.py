@@ -193,8 +193,11 @@ def error(code: str, text: Optional[str] = None, timestamp: Optional[int] = None
     return message
 
 
-def waiting(timestamp: int, opponent: str) -> dict:
-    return {"timestamp": timestamp, "command": "waiting", "opponent": opponent}
+def waiting(opponent: str, timestamp: Optional[int] = None) -> dict:
+    message = {"command": "waiting", "opponent": opponent}
+    if timestamp is not None:
+        message["timestamp"] = timestamp
+    return message
 
 
 def game_start(timestamp: int, game_name: str, duel: Duel, player: str, now: float) -> dict:

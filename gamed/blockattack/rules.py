@@ -254,13 +254,15 @@ class Duel:
         has not shown up: the game ends `no_show`, which nobody wins and nothing rates."""
         if self.finished:
             return
-        for side in self.sides.values():
-            if now - side.last_heard >= self.silence_timeout:
-                if side.reported:
-                    self.finish(now, self.opponent(side.name).name, "timeout")
-                else:
-                    self.finish(now, None, "no_show")
-                return
+        silent = [side for side in self.sides.values()
+                  if now - side.last_heard >= self.silence_timeout]
+        if silent:
+            if not all(side.reported for side in self.sides.values()):
+                # someone never showed up (whoever else fell silent): nobody wins
+                self.finish(now, None, "no_show")
+            else:
+                self.finish(now, self.opponent(silent[0].name).name, "timeout")
+            return
         if now - self.started >= self.length:
             a, b = (self.sides[n] for n in self.names)
             winner = None if a.score == b.score else (a.name if a.score > b.score else b.name)

@@ -36,7 +36,6 @@ START_TRIES = 30
 END_RESEND = 1.0
 END_LINGER = 15.0  # seconds a finished game keeps resending game_end and answering
 RECORD_ATTEMPTS = 3  # a result that cannot be stored is tried this many times
-RECORD_TIMEOUT = 30.0  # seconds one attempt may take
 RECORD_RETRY = 1.0
 DRAIN_POLL = 0.05  # seconds between checks for the last game_end acks on shutdown
 
@@ -269,8 +268,10 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
         if key in self.pairing:
             return  # being paired right now; game_start follows
         held = self.waiting.get(key)
-        if held is not None and held.address != address:
-            self.drop("name_waiting")  # nobody takes a waiting player's seat from elsewhere
+        if held is not None and held.address[0] != address[0]:
+            # nobody takes a waiting player's seat from another host (the same host on a
+            # new port is the client restarted, or its NAT mapping changed)
+            self.drop("name_waiting")
             self.answer_error(address, size, "name_waiting",
                               "this name is waiting for its opponent from another address")
             return
@@ -287,9 +288,11 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
             d.addBoth(lambda result: (self.pairing.difference_update((key, other_key)),
                                       result)[1])
             return
-        reply = messages.waiting(self.timestamp(), opponent)
-        if len(encode(reply)) <= size:
-            self.send(reply, address)
+        # no bigger than the connect (it may be forged): without the timestamp if need be
+        for reply in (messages.waiting(opponent, self.timestamp()), messages.waiting(opponent)):
+            if len(encode(reply)) <= size:
+                self.send(reply, address)
+                break
 
     @defer.inlineCallbacks
     def pair(self, first: Waiting, second: Waiting):
@@ -511,10 +514,10 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
         return d
 
     def record(self, result: MatchResult, attempts: int = RECORD_ATTEMPTS) -> defer.Deferred:
-        """Store a result (nobody is told before it is stored), retrying a failure or a
-        write that hangs."""
+        """Store a result (nobody is told before it is stored), retrying a failure. A
+        write that is slow is waited for, not given up: the database thread would still
+        commit it, and a retry would store the match twice."""
         d = self.core.ratings.record_match(result)
-        d.addTimeout(RECORD_TIMEOUT, self.clock)
 
         def retry(failure):
             if attempts <= 1:

@@ -139,6 +139,10 @@ def test_silence_no_show_and_forfeit():
     absent.report("ann", 1010.0, empty_board(), 0)
     absent.check_time(1015.0)  # ben never showed up: nobody wins
     assert absent.finished and absent.winner is None and absent.reason == "no_show"
+    early = duel(silence_timeout=15.0)  # ann reported once, then went silent too
+    early.report("ann", 1000.05, empty_board(), 0)
+    early.check_time(1015.1)
+    assert early.reason == "no_show" and early.winner is None  # ben never showed: unrated
     nobody = duel(silence_timeout=15.0)
     nobody.check_time(1015.0)
     assert nobody.winner is None and nobody.reason == "no_show"
