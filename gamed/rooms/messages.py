@@ -48,10 +48,15 @@ def _int_field(details: dict, name: str) -> int:
     return value
 
 
+ZERO_WIDTH_JOINER = "\u200d"
+
+
 def _visible(char: str) -> bool:
     """Not a control, format (zero-width, bidi override), surrogate, private-use or
     unassigned character, nor a line or paragraph separator: names that look alike must
     be alike, or name_conflict could be dodged with an invisible character."""
+    if char == ZERO_WIDTH_JOINER:  # joins emoji sequences (a person and a laptop...)
+        return True
     category = unicodedata.category(char)
     return category[0] != "C" and category not in ("Zl", "Zp")
 
@@ -64,7 +69,8 @@ def login_details(request: dict) -> LoginDetails:
     username = details.get("username")
     if not isinstance(username, str) or not username.strip():
         raise BadRequest("invalid_name", "details.username must be a non-empty string")
-    username = username.strip()
+    # one spelling for one look: "é" and "e" + combining acute compare alike
+    username = unicodedata.normalize("NFC", username.strip())
     if len(username) > MAX_USERNAME or not all(map(_visible, username)):
         raise BadRequest("invalid_name", "details.username must be 1 to %d printable characters"
                          % MAX_USERNAME)

@@ -294,10 +294,14 @@ class RoomsConnection(ConnectionHandler):
         self.pending = []
         self.control({"type": "end_game_ack", "requestId": message.get("id"),
                       "players": room.describe()})
+        notice = {"type": "player_left", "player": self.player.id, "reason": "end_game"}
         for other in room.others(self.player):  # the game goes on without this player
             if other.phase == RELAY:
-                other.link.control({"type": "player_left", "player": self.player.id,
-                                    "reason": "end_game"})
+                other.link.control(notice)
+            elif other.phase == STARTING and not other.link.dropped:
+                # after the frames it sent before it ended, in order, on the peer's ack
+                other.link.pending.append((self.player.id, PreparedText(
+                    "#" + encode(dict(notice, id=self.rooms.next_id())))))
 
 
 def make_service(core) -> service.IService:

@@ -74,6 +74,12 @@ def test_sender_prefix_is_json_safe():
     assert json.loads(sender_prefix('we"ird\\') + '"a":1}') == {"sender": 'we"ird\\', "a": 1}
 
 
+def test_usernames_are_normalised_and_emoji_sequences_allowed():
+    assert login_details({"details": {"username": "e\u0301mile"}}).username == "\u00e9mile"
+    coder = "\U0001F468\u200d\U0001F4BB"  # man, zero-width joiner, laptop
+    assert login_details({"details": {"username": coder}}).username == coder
+
+
 def test_with_sender_splices_without_touching_the_rest():
     # spacing, number spelling and key order are kept exactly
     assert with_sender(PREFIX, '{"b": 1.50, "a" :[ 1e3 ]}') == '{"sender":"p1","b": 1.50, "a" :[ 1e3 ]}'

@@ -222,6 +222,24 @@ def test_end_game_control_and_disconnect_during_relay():
     assert c.take()[0]["error"] == "malformed_control"
 
 
+def test_end_game_reaches_a_peer_not_yet_in_the_game_after_the_frames_before_it():
+    rooms = make_rooms()
+    clients, _ = room_of(rooms, "ann", "ben")
+    ann, ben = clients
+    ann.send("room_start", connectionType="server_broadcast")
+    ann.take(), ben.take()
+    ann.send("event_room_start_ack")
+    ann.raw('{"n":1}')
+    ann.raw('#{"id":3,"type":"end_game"}')
+    ann.take()
+    ben.send("event_room_start_ack")
+    texts = [t for t in ben.channel.texts if t.startswith(('{"sender"', "#"))]
+    assert json.loads(texts[0])["n"] == 1
+    notice = json.loads(texts[1][1:])
+    assert notice["type"] == "player_left" and notice["player"] == ann.id
+    assert notice["reason"] == "end_game"
+
+
 def test_host_disconnect_during_relay_names_the_new_host():
     rooms = make_rooms()
     (a, b), _ = started(rooms, "ann", "ben")
@@ -370,10 +388,14 @@ def test_relay_matches_a_model_of_phases_queues_and_departures(actions):
             client.send("event_room_start_ack")
             if phase[n] == "starting":
                 phase[n] = "relay"
-                expected[n] += pending[n]
+                expected[n] += [entry for entry in pending[n] if entry[1] is not None]
                 pending[n] = []
         elif action == "end":
             client.raw('#{"id":1,"type":"end_game"}')
+            if phase[n] == "relay":  # peers not in the game yet get the notice queued
+                for m in range(4):
+                    if m != n and not gone[m] and phase[m] == "starting":
+                        pending[m].append((client.id, None))
             if phase[n] in ("starting", "relay"):
                 phase[n], pending[n] = "lobby", []
         elif action == "drop":
