@@ -161,7 +161,12 @@ class NovaglideGame(service.Service):
             except Exception:  # one broken match must not stop the ticker for all
                 log.failure("novaglide: match {match_id} failed; ending it as aborted",
                             match_id=match.id)
-                self.end_match(match, reason="aborted")
+                try:
+                    self.end_match(match, reason="aborted")
+                except Exception:
+                    log.failure("novaglide: match {match_id} could not be ended; dropped",
+                                match_id=match.id)
+                    self.drop_match(match)
         self.tick_seconds.observe(time.perf_counter() - started)
 
     def advance(self, match: Match, steps: int, now: float, grace: float, stamp: str) -> None:
@@ -172,7 +177,9 @@ class NovaglideGame(service.Service):
         if match.gone_since:
             expired = [side for side, since in match.gone_since.items()
                        if now - since >= grace]
-            if len(expired) == 2:  # both gone for good: nobody wins, nothing is rated
+            if expired and len(match.gone_since) == 2:
+                # the first grace ran out and the other player is gone too: nobody wins,
+                # nothing is rated
                 self.end_match(match, reason="abandoned")
                 return
             if expired and not arena.finished:
@@ -261,6 +268,14 @@ class NovaglideGame(service.Service):
                        errbackArgs=(match,))
         return d
 
+    def drop_match(self, match: Match) -> None:
+        """Forget a match that could not even be ended: its players are free again."""
+        if match in self.matches:
+            self.matches.remove(match)
+        for side in (1, 2):
+            if self.match_of.get(match.accounts[side].id) is match:
+                del self.match_of[match.accounts[side].id]
+
     def record(self, result: MatchResult, attempts: int = 3) -> defer.Deferred:
         d = self.core.ratings.record_match(result)
 
@@ -319,7 +334,8 @@ class NovaglideGame(service.Service):
             previous.channel.close("replaced")
             self.queue.remove(account.id)  # the new client queues for itself if it wants
         self.online[account.id] = connection
-        self.core.presence.arrived(account.id, GAME)
+        if previous is None:  # a takeover keeps the one presence the account has here
+            self.core.presence.arrived(account.id, GAME)
         match = self.match_of.get(account.id)
         if match is not None and not match.ending:
             side = match.side_of(account.id)

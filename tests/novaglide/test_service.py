@@ -179,8 +179,10 @@ async def test_both_players_gone_past_the_grace_abandon_the_match_unrated(core):
     game, clock = make_game(core, rejoin_grace=15.0)
     one, two = await matched(game, clock)
     one.handler.connection_lost("gone")
-    two.handler.connection_lost("gone")
-    clock.advance(15.1)
+    clock.advance(1.0)
+    two.handler.connection_lost("gone")  # a second later: not a win for ben, who left too
+    for _ in range(15):
+        clock.advance(1.0)
     await until(lambda: not game.recording and not game.matches)
     rows = await core.ratings.matches(game="novaglide")
     assert rows[0]["reason"] == "abandoned" and not rows[0]["ranked"]
@@ -391,3 +393,18 @@ async def test_a_match_that_fails_is_aborted_and_the_others_play_on(core):
     assert three.states()
     rows = await core.ratings.matches(game="novaglide")
     assert rows[0]["reason"] == "aborted" and not rows[0]["ranked"]
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_takeover_leaves_one_presence_that_goes_with_the_last_connection(core):
+    game, clock = make_game(core)
+    first = Player(game)
+    await first.login("ann")
+    account_id = first.handler.account.id
+    second = Player(game)
+    await second.login("ann")
+    first.handler.connection_lost("replaced")
+    assert core.presence.is_online(account_id, "novaglide")
+    second.handler.connection_lost("gone")
+    assert not core.presence.is_online(account_id)
