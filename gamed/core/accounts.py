@@ -95,6 +95,9 @@ class AccountService(service.Service):
         #: matches): a guest in use keeps its name; one that is not gives it up to whoever
         #: registers that name
         self.guest_holds: list = []
+        #: guest accounts changing hands right now (a registration taking the name, a
+        #: game handing it to a new temporary player): one change at a time
+        self.changing: set = set()
 
     # -- service -------------------------------------------------------------------------
 
@@ -207,19 +210,24 @@ class AccountService(service.Service):
     def _free_guest_name(self, account: Account):
         """A guest nobody is using gives its name up to a registration: the guest account
         (and its history) takes a generated name. True if the name is free now."""
-        if not account.is_guest or any(hold(account.id) for hold in self.guest_holds):
+        if (not account.is_guest or account.id in self.changing
+                or any(hold(account.id) for hold in self.guest_holds)):
             return False
-        for _ in range(5):
-            try:
-                renamed = yield self.store.rename_guest(account.id,
-                                                        "guest-" + secrets.token_hex(5))
-            except NameTaken:
-                continue
-            if renamed:
-                log.info("guest {account_id} {name} gave its name up to a registration",
-                         account_id=account.id, name=account.name)
-            return renamed
-        return False
+        self.changing.add(account.id)
+        try:
+            for _ in range(5):
+                try:
+                    renamed = yield self.store.rename_guest(account.id,
+                                                            "guest-" + secrets.token_hex(5))
+                except NameTaken:
+                    continue
+                if renamed:
+                    log.info("guest {account_id} {name} gave its name up to a registration",
+                             account_id=account.id, name=account.name)
+                return renamed
+            return False
+        finally:
+            self.changing.discard(account.id)
 
     @defer.inlineCallbacks
     def login(self, name: str, password: str, peer: str = "local"):

@@ -144,7 +144,9 @@ class UtttGame(service.Service):
         self.ratings = core.ratings
         self.friends = core.friends
         self.presence = core.presence
-        self.claiming: set = set()  # guest accounts changing hands right now
+        # guest accounts changing hands right now, shared with the accounts service so a
+        # registration and a temporary claim never take the same guest at once
+        self.claiming: set = self.accounts.changing
         # a temporary player with open matches keeps its name (no registration takes it)
         self.accounts.guest_holds.append(
             lambda account_id: bool(self.open_count(account_id)) or account_id in self.claiming)

@@ -152,3 +152,26 @@ async def test_a_guest_nobody_uses_gives_its_name_up_to_a_registration(core):
     await refused(accounts.login_or_register("cid", "pw", "h:3"), "name_taken")
     core.presence.left(playing.id, "blockattack")
     assert (await accounts.register("cid", "pw", "h:4")).name == "cid"
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_guest_name_changes_hands_once_however_many_ask_at_a_time(core, monkeypatch):
+    from twisted.internet import defer
+
+    accounts = core.accounts
+    await accounts.guest("dora")
+    real_rename = accounts.store.rename_guest
+    held = defer.Deferred()
+
+    def slow_rename(account_id, new_name):
+        return held.addCallback(lambda _: real_rename(account_id, new_name))
+
+    monkeypatch.setattr(accounts.store, "rename_guest", slow_rename)
+    first = defer.ensureDeferred(accounts.register("dora", "pw-one", "h:1"))
+    second = accounts.register("dora", "pw-two", "h:2")  # while the first renames the guest
+    await refused(second, "name_taken")
+    held.callback(None)
+    account = await first
+    assert account.name == "dora" and not account.is_guest
+    assert await accounts.login("dora", "pw-one", "h:3")

@@ -25,6 +25,7 @@ class FakeAccounts:
         self.sessions = {}
         self.ids = itertools.count(1)
         self.guest_holds = []  # as AccountService: "this guest is in use" predicates
+        self.changing = set()
 
     def _create(self, name, password, guest):
         if name.lower() in self.by_key:
