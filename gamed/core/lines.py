@@ -52,7 +52,8 @@ class JsonLinesProtocol(LineReceiver):
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
-            connection.refuse(BadFrame("malformed_json", "the line is not valid UTF-8"))
+            connection.bad_frame_received(BadFrame("malformed_json",
+                                                   "the line is not valid UTF-8"))
             return
         connection.frame_received(text)
 

@@ -113,8 +113,27 @@ class Connection:
 
     def frame_received(self, text: str) -> None:
         """One complete frame of text from the peer."""
+        if self._admit():
+            try:
+                self.handler.text_received(text)
+            except Exception:
+                log.failure("{service} handler failed on a message from {peer}",
+                            service=self.endpoint.service, peer=self.peer)
+                self.endpoint.stats.error("internal")
+                self.refuse(BadFrame("internal_error",
+                                     "the server failed to handle this message"))
+
+    def bad_frame_received(self, problem: BadFrame) -> None:
+        """A frame the adapter could not even decode (not UTF-8, binary): counted and
+        rate-limited like any other, then refused."""
+        if self._admit():
+            self.refuse(problem)
+
+    def _admit(self) -> bool:
+        """Count an incoming frame and take a token for it; a frame over the rate is
+        refused here (and a flood closed). True if the frame may be handled."""
         if self.closed:
-            return
+            return False
         endpoint = self.endpoint
         self.last_activity = endpoint.clock.seconds()
         endpoint.stats.messages_in += 1
@@ -133,15 +152,9 @@ class Connection:
                 self.limited = True
                 self.refuse(BadFrame("rate_limited", "too many messages: slow down (limit %g/s)"
                                      % endpoint.limits.rate))
-            return
+            return False
         self.limited = False
-        try:
-            self.handler.text_received(text)
-        except Exception:
-            log.failure("{service} handler failed on a message from {peer}",
-                        service=endpoint.service, peer=self.peer)
-            endpoint.stats.error("internal")
-            self.refuse(BadFrame("internal_error", "the server failed to handle this message"))
+        return True
 
     def refuse(self, problem: BadFrame) -> None:
         self.endpoint.stats.error(problem.code)

@@ -81,7 +81,8 @@ class JsonWebSocketProtocol(WebSocketServerProtocol):
         if connection is None:
             return
         if isBinary:
-            connection.refuse(BadFrame("binary", "binary frames are not accepted: send JSON text"))
+            connection.bad_frame_received(BadFrame(
+                "binary", "binary frames are not accepted: send JSON text"))
             return
         connection.frame_received(payload.decode("utf-8"))
 

@@ -292,3 +292,13 @@ async def test_a_reader_that_stops_reading_is_dropped_not_buffered_forever():
     finally:
         sock.close()
         await port.stopListening()
+
+
+def test_undecodable_lines_are_rate_limited_and_a_flood_of_them_closed():
+    proto, transport, endpoint, _ = lines_protocol(task.Clock(), rate=1, burst=2,
+                                                   flood_close_after=3)
+    proto.dataReceived(b"\xff\n" * 1000)
+    out = replies(transport)
+    assert len(out) < 10  # not one error per line: no amplification
+    assert [e["error"] for e in out][-1] == "flood" and transport.disconnecting
+    assert endpoint.stats.messages_in >= 6
