@@ -38,6 +38,12 @@ _BY_KEY_WITH_HASH = "SELECT " + _COLUMNS + ", password_hash FROM accounts WHERE 
 _BY_ID = "SELECT " + _COLUMNS + " FROM accounts WHERE id = ?"
 
 
+def _searchable(name) -> bool:
+    """A NUL can be in no account's name, and PostgreSQL refuses it in a query string:
+    such a name is simply not found (on both engines alike)."""
+    return isinstance(name, str) and "\x00" not in name
+
+
 def _account(row) -> Optional[Account]:
     if row is None:
         return None
@@ -79,12 +85,16 @@ class AccountStore:
         return self.database.run_interaction("rename_guest", rename)
 
     def find(self, name: str) -> defer.Deferred:
+        if not _searchable(name):
+            return defer.succeed(None)
         return self.database.run_interaction(
             "find_account", lambda cur: _account(cur.execute(
                 _BY_KEY, (name_key(name),)).fetchone()))
 
     def find_with_hash(self, name: str) -> defer.Deferred:
         """(Account, password hash or None) or None."""
+        if not _searchable(name):
+            return defer.succeed(None)
 
         def find(cur: Cursor):
             row = cur.execute(_BY_KEY_WITH_HASH, (name_key(name),)).fetchone()

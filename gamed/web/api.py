@@ -118,3 +118,6 @@ class Api(resource.Resource):
 
     def getChild(self, path, request):
         return NotFound()
+
+    def render(self, request):  # /api itself is no page either (JSON, not a 405 page)
+        return NotFound().render(request)

@@ -20,6 +20,9 @@ async def test_accounts_are_unique_case_insensitively(database):
     assert found == alice and hashed == "hash"
     assert await store.find("bob") is None
     assert (await store.get_many([alice.id, 999])) == {alice.id: alice}
+    # a NUL is in no name; PostgreSQL would refuse it in a query: not found, on both
+    assert await store.find("ali\x00ce") is None
+    assert await store.find_with_hash("\x00") is None
 
 
 @pytest_twisted.ensureDeferred

@@ -62,6 +62,11 @@ async def test_player_page(core):
     assert body["games"]["novaglide"]["losses"] == 1
     code, body = await get(core, "/api/players/nobody")
     assert code == 404 and body["error"] == "unknown_player"
+    for path in ("/api/players/ab%00c", "/api/matches?player=x%00"):  # 404, not a 500
+        code, body = await get(core, path)
+        assert code == 404 and body["error"] == "unknown_player", (path, body)
+    code, body = await get(core, "/api")
+    assert code == 404 and body["error"] == "not_found"
 
 
 @pytest_twisted.ensureDeferred
