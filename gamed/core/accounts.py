@@ -237,7 +237,9 @@ class AccountService(service.Service):
         self._throttle(name, peer)
         found = yield self.store.find_with_hash(name)
         account, hashed = found if found is not None else (None, None)
-        ok = yield self.check_password(password[:256], hashed)
+        if len(password.encode("utf-8")) > self.settings.max_password_length:
+            hashed = None  # longer than any password can be: a dummy check, same cost
+        ok = yield self.check_password(password, hashed)
         if not ok or account is None:
             self._failed(name, peer)
             self._count("bad_credentials")

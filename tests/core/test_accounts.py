@@ -175,3 +175,16 @@ async def test_a_guest_name_changes_hands_once_however_many_ask_at_a_time(core, 
     account = await first
     assert account.name == "dora" and not account.is_guest
     assert await accounts.login("dora", "pw-one", "h:3")
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_the_password_limit_is_the_configured_one_at_login_too(core):
+    import attrs
+
+    accounts = core.accounts
+    accounts.settings = attrs.evolve(accounts.settings, max_password_length=1024)
+    long_password = "p" * 300
+    await accounts.register("lena", long_password, "h:1")
+    assert (await accounts.login("lena", long_password, "h:2")).name == "lena"
+    await refused(accounts.login("lena", "p" * 1025, "h:3"), "bad_credentials")
