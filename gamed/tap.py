@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from gamed.core.config import LISTENER_KEYS, ConfigError, GamedConfig, load_config, set_option
+from gamed.core.endpoints import ListenError
 from gamed.core.metrics import Metrics
 from gamed.core.runtime import Core, build_core
 from gamed.core.services import SequentialMultiService
@@ -138,6 +139,9 @@ class GamedService(SequentialMultiService):
             sys.stderr.write("gamed: cannot listen on %s:%s: %s\n"
                              % (exc.interface or "*", exc.port, exc.socketError))
             raise SystemExit(1)
+        except (OSError, OverflowError) as exc:
+            sys.stderr.write("gamed: cannot listen: %s: %s\n" % (type(exc).__name__, exc))
+            raise SystemExit(1)
 
     def stopService(self):
         log.info("shutting down: draining players (grace {grace} s)",
@@ -195,4 +199,8 @@ def makeService(options) -> service.IService:
     database = Database(config.database.resolved_url(), config.database.pool_size,
                         config.database.connect_timeout, metrics=metrics)
     core = build_core(reactor, config, database, metrics)
-    return build_services(core)
+    try:
+        return build_services(core)
+    except ListenError as exc:
+        sys.stderr.write("gamed: cannot listen: %s\n" % exc)
+        raise SystemExit(1)

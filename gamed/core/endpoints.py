@@ -57,14 +57,30 @@ def check_endpoint(description: str, udp: bool = False) -> None:
     from twisted.internet import reactor
 
     try:
-        endpoints.serverFromString(reactor, description)
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        endpoint = endpoints.serverFromString(reactor, description)
+    except ImportError as exc:  # ssl: without pyOpenSSL (pip install 'twisted[tls]')
+        raise ValueError("bad endpoint %r: %s (for ssl: install twisted[tls])"
+                         % (description, exc)) from None
+    except Exception as exc:
         raise ValueError("bad endpoint %r: %s" % (description, exc)) from None
+    port = getattr(endpoint, "_port", 0)
+    if isinstance(port, int) and not 0 <= port <= 65535:
+        raise ValueError("bad endpoint %r: port out of range" % description)
+
+
+class ListenError(Exception):
+    """A listen value that cannot be used in this process (say, a systemd socket that was
+    not handed over)."""
 
 
 def stream_service(reactor, description: str, factory) -> service.IService:
     """A service that listens on a stream endpoint while running."""
-    endpoint = endpoints.serverFromString(reactor, description)
+    try:
+        endpoint = endpoints.serverFromString(reactor, description)
+    except IndexError:
+        raise ListenError("%r: no such socket was handed over (start gamed through "
+                          "gamed.socket, one ListenStream= per systemd: listener)"
+                          % description) from None
     listener = internet.StreamServerEndpointService(endpoint, factory)
     # a port that cannot be bound stops start-up instead of being logged and ignored
     listener._raiseSynchronously = True

@@ -33,6 +33,7 @@ def test_twistd_lists_the_plugin_and_documents_every_option(tmp_path):
     ("[rooms]\nsurprise = 1\n", "unknown key surprise"),
     ("[uttt]\nwebsocket = \"nonsense:1\"\n", "uttt.websocket"),
     ("[database]\nurl = \"postgresql://nobody@127.0.0.1:1/none\"\n", "database.url: cannot reach"),
+    ("[http]\nlisten = \"tcp:99999\"\n", "port out of range"),
 ])
 def test_invalid_config_stops_start_up_with_one_message(tmp_path, config, message):
     path = tmp_path / "gamed.toml"
@@ -107,4 +108,16 @@ def test_a_port_in_use_stops_start_up_with_one_line(tmp_path):
     output = result.stdout + result.stderr  # twistd's log already holds stderr by then
     assert result.returncode != 0
     assert "cannot listen on 127.0.0.1:%d" % port in output, output
+    assert "Traceback" not in output, output
+
+
+def test_a_systemd_socket_that_was_not_handed_over_stops_start_up_with_one_line(tmp_path):
+    result = twistd("-n", "--pidfile=", "gamed", "--database",
+                    "sqlite:///%s" % (tmp_path / "g.sqlite3"), "--http-listen",
+                    "systemd:domain=INET:index=3", "--novaglide-listen", "",
+                    "--blockattack-listen", "", "--uttt-websocket", "", "--uttt-listen",
+                    "", "--rooms-websocket", "", "--rooms-listen", "", cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "gamed: cannot listen" in output, output
     assert "Traceback" not in output, output
