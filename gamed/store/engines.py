@@ -39,16 +39,26 @@ def parse_database_url(url: str) -> DatabaseUrl:
     if parts.scheme in ("postgresql", "postgres"):
         dbname = parts.path.lstrip("/")
         if not dbname:
-            raise ValueError("%r names no database" % url)
+            raise ValueError("%r names no database" % redacted(url))
         try:
             port = parts.port or 5432
         except ValueError:
-            raise ValueError("bad port in %r" % url) from None
+            raise ValueError("bad port in %r" % redacted(url)) from None
         return DatabaseUrl("postgresql", user=unquote(parts.username or ""),
                            password=unquote(parts.password or ""),
                            host=parts.hostname or "", port=port, dbname=dbname)
     raise ValueError("unsupported database URL %r (use sqlite:///PATH or "
-                     "postgresql://USER@HOST:PORT/DB)" % url)
+                     "postgresql://USER@HOST:PORT/DB)" % redacted(url))
+
+
+def redacted(url: str) -> str:
+    """The URL as it may be shown: a password in it becomes ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return parts._replace(netloc="%s:***@%s" % (user, netloc[1])).geturl()
 
 
 class Engine:

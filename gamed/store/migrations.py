@@ -66,8 +66,16 @@ def pending(cur: Cursor) -> list[Migration]:
     return [m for m in known if m.version not in applied]
 
 
+MIGRATION_LOCK = 0x67616D6564  # "gamed": the PostgreSQL advisory lock migrators share
+
+
 def migrate(cur: Cursor) -> list[Migration]:
-    """Apply every pending migration in this transaction; returns what was applied."""
+    """Apply every pending migration in this transaction; returns what was applied. On
+    PostgreSQL two migrators (a daemon and gamectl, two daemons) take turns: the second
+    waits for the first's commit, then finds nothing left to do. SQLite's single writer
+    serialises them already."""
+    if cur.engine.name == "postgresql":
+        cur.execute("SELECT pg_advisory_xact_lock(%d)" % MIGRATION_LOCK)
     todo = pending(cur)
     for migration in todo:
         for statement in statements(cur.engine.expand_schema(migration.sql)):
