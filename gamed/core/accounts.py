@@ -15,7 +15,7 @@ from typing import Optional
 
 import bcrypt
 from twisted.application import service
-from twisted.internet import defer, threads
+from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
@@ -30,6 +30,7 @@ MAX_NAME_LENGTH = 32
 
 
 BCRYPT_MAX_BYTES = 72  # bcrypt reads no further
+SESSION_PURGE_INTERVAL = 3600.0  # seconds between purges of expired sessions
 
 
 def bcrypt_secret(password: str) -> bytes:
@@ -104,9 +105,26 @@ class AccountService(service.Service):
     def startService(self):
         service.Service.startService(self)
         self.pool.start()
+        self.purger = task.LoopingCall(self.purge_sessions)
+        self.purger.clock = self.reactor
+        self.purger.start(SESSION_PURGE_INTERVAL, now=False)
+
+    def purge_sessions(self) -> defer.Deferred:
+        """Expired and revoked sessions are deleted (they would pile up forever)."""
+        d = self.sessions.purge_expired(self.reactor.seconds())
+
+        def purged(count):
+            if count:
+                log.info("purged {count} expired or revoked sessions", count=count)
+
+        d.addCallbacks(purged, lambda f: log.failure("purging sessions failed", f))
+        return d
 
     def stopService(self):
         service.Service.stopService(self)
+        purger = getattr(self, "purger", None)
+        if purger is not None and purger.running:
+            purger.stop()
         if self.pool.started:
             return threads.deferToThread(self.pool.stop)
 

@@ -188,3 +188,18 @@ async def test_the_password_limit_is_the_configured_one_at_login_too(core):
     await accounts.register("lena", long_password, "h:1")
     assert (await accounts.login("lena", long_password, "h:2")).name == "lena"
     await refused(accounts.login("lena", "p" * 1025, "h:3"), "bad_credentials")
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_expired_and_revoked_sessions_are_purged(core):
+    accounts = core.accounts
+    account = await accounts.register("sam", "pw", "h:1")
+    kept = await accounts.open_session(account)
+    gone = await accounts.open_session(account)
+    await accounts.revoke_session(gone)
+    assert await accounts.purge_sessions() is None  # logged, not raised
+    count = await core.database.run_interaction(
+        "count", lambda cur: cur.scalar("SELECT COUNT(*) FROM sessions"))
+    assert count == 1 and (await accounts.resume_session(kept)).id == account.id
+    assert accounts.purger.running
