@@ -127,8 +127,27 @@ def write_rating(cur: Cursor, rating: Rating) -> None:
                      rating.losses, rating.draws))
 
 
+def lock_ratings(cur: Cursor, game: str, account_ids) -> None:
+    """Make sure each player has a rating row and, on PostgreSQL, hold it until commit:
+    two results for one player at once then apply one after the other (under READ
+    COMMITTED both would read the same rating, and the second write would undo the
+    first). In account order, so two transactions never wait on each other. SQLite's
+    single writer serialises them already."""
+    ids = sorted(set(account_ids))
+    for account_id in ids:
+        cur.execute("INSERT INTO ratings (account_id, game, rating, wins, losses, draws)"
+                    " VALUES (?, ?, ?, 0, 0, 0) ON CONFLICT (account_id, game) DO NOTHING",
+                    (account_id, game, Rating(account_id, game).rating))
+    if cur.engine.name == "postgresql":
+        cur.execute("SELECT account_id FROM ratings WHERE game = ? AND account_id IN (%s)"
+                    " ORDER BY account_id FOR UPDATE" % ", ".join("?" * len(ids)),
+                    [game, *ids])
+
+
 def record_match_txn(cur: Cursor, result: MatchResult, ended_at: str) -> RecordedMatch:
     """The body of record_match, usable inside a game store's own transaction."""
+    if result.ranked:
+        lock_ratings(cur, result.game, [p.account_id for p in result.players])
     before = {p.account_id: read_rating(cur, p.account_id, result.game) for p in result.players}
     if result.ranked and len(result.players) == 2:
         a, b = result.players

@@ -106,3 +106,22 @@ async def test_friends_both_ways(database):
     assert await friends.remove(b.id, a.id) is True
     assert [f.name for f in await friends.friends_of(a.id)] == ["c"]
     assert await friends.remove(b.id, a.id) is False
+
+
+@pytest_twisted.ensureDeferred
+async def test_results_for_one_player_at_once_are_all_counted(database):
+    from twisted.internet import defer
+
+    accounts, ratings = AccountStore(database), RatingStore(database, lambda: 0.0)
+    ann = await accounts.create("ann", "h", 0.0)
+    others = [await accounts.create("p%d" % n, "h", 0.0) for n in range(2)]
+    for _ in range(10):  # two results for ann in flight at once, each time
+        await defer.gatherResults([
+            ratings.record_match(MatchResult("novaglide", [MatchPlayer(ann.id, "win", 1),
+                                                           MatchPlayer(other.id, "loss", 0)],
+                                             "time", k_factor=40))
+            for other in others], consumeErrors=True)
+    rating = await ratings.get_rating(ann.id, "novaglide")
+    assert rating.wins == 20 and rating.played == 20
+    rows = await ratings.matches(game="novaglide", limit=100)
+    assert len(rows) == 20
