@@ -206,6 +206,41 @@ def validate(config: GamedConfig) -> None:
                 raise ConfigError("%s.%s: must be positive" % (section, key))
         if limits.rate <= 0:
             raise ConfigError("%s.rate: must be positive" % section)
+    _check_ranges(config)
+
+
+#: numbers that must be above zero (every other number of the config may not be negative;
+#: 0 disables where a key's comment says so, e.g. idle_timeout)
+POSITIVE = {
+    ("database", "pool_size"), ("database", "connect_timeout"),
+    ("accounts", "bcrypt_queue_limit"), ("accounts", "session_ttl"),
+    ("accounts", "address_burst"), ("accounts", "address_rate"),
+    ("accounts", "account_burst"), ("accounts", "account_rate"),
+    ("accounts", "max_password_length"),
+    ("novaglide", "match_seconds"), ("novaglide", "top_rows"),
+    ("blockattack", "game_seconds"), ("blockattack", "max_datagram"),
+    ("blockattack", "silence_timeout"), ("blockattack", "power_every"),
+    ("blockattack", "connect_timeout"), ("blockattack", "max_waiting"),
+    ("uttt", "max_open_matches"), ("uttt", "move_timeout"), ("uttt", "pair_interval"),
+    ("uttt", "max_queued_requests"),
+    ("rooms", "max_players"), ("rooms", "max_queued_frames"),
+}
+
+
+def _check_ranges(config: GamedConfig) -> None:
+    for section_field in attrs.fields(type(config)):
+        section = getattr(config, section_field.name)
+        if not attrs.has(type(section)):
+            continue
+        for field in attrs.fields(type(section)):
+            value = getattr(section, field.name)
+            if type(value) not in (int, float):
+                continue
+            where = (section_field.name, field.name)
+            if where in POSITIVE and not value > 0:
+                raise ConfigError("%s.%s: must be positive" % where)
+            if value < 0:
+                raise ConfigError("%s.%s: must not be negative" % where)
 
 
 def set_option(config: GamedConfig, section: str, key: str, value: Any) -> GamedConfig:

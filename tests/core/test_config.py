@@ -43,6 +43,12 @@ def test_shipped_config_is_the_generated_one_and_loads():
     ({"database": {"url": "mysql://x/y"}}, "database.url"),
     ({"logging": {"format": "xml"}}, "logging.format"),
     ({"rooms": {"max_line_length": 0}}, "rooms.max_line_length"),
+    ({"accounts": {"session_ttl": -1}}, "accounts.session_ttl: must be positive"),
+    ({"accounts": {"address_rate": 0}}, "accounts.address_rate: must be positive"),
+    ({"accounts": {"bcrypt_queue_limit": 0}}, "accounts.bcrypt_queue_limit"),
+    ({"shutdown": {"grace_period": -3}}, "shutdown.grace_period: must not be negative"),
+    ({"novaglide": {"k_factor": -40}}, "novaglide.k_factor: must not be negative"),
+    ({"blockattack": {"max_waiting": 0}}, "blockattack.max_waiting: must be positive"),
 ])
 def test_bad_config_names_the_key(data, message):
     with pytest.raises(ConfigError) as info:
