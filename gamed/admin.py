@@ -10,6 +10,7 @@ import argparse
 import csv
 import getpass
 import json
+import os
 import random
 import sys
 
@@ -59,11 +60,18 @@ def parser() -> argparse.ArgumentParser:
     matches = sub.add_parser("matches", help="recent matches, newest first")
     matches.add_argument("--player")
     matches.add_argument("--game", choices=GAMES)
-    matches.add_argument("--limit", type=int, default=20)
+    matches.add_argument("--limit", type=positive_int, default=20)
     fmt = matches.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
     return top
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def load(args):
@@ -82,7 +90,14 @@ def engine_of(config):
 
 def cmd_migrate(config, args, out) -> int:
     engine = engine_of(config)
-    applied = run_blocking(engine, migrate, connection=_connect(engine))
+    try:
+        applied = run_blocking(engine, migrate, connection=_connect(engine, create=True))
+    except (Failed, SchemaError):
+        raise
+    except Exception as exc:  # the database refused a statement: one line, exit 1
+        raise Failed("migrating %s failed: %s" % (engine.describe(),
+                                                  str(exc).strip() or type(exc).__name__))
+    print("database %s" % _where(engine), file=out)
     for migration in applied:
         print("applied %03d %s" % (migration.version, migration.name), file=out)
     if not applied:
@@ -105,7 +120,20 @@ def cmd_check(config, args, out) -> int:
     return 0
 
 
-def _connect(engine):
+def _where(engine) -> str:
+    url = engine.url
+    return url.path if url.scheme == "sqlite" else "%s@%s:%d/%s" % (
+        url.user, url.host, url.port, url.dbname)
+
+
+def _connect(engine, create: bool = False):
+    """A connection; an SQLite file that does not exist yet is made only by migrate (a
+    relative path resolves from the working directory: another directory, another file)."""
+    url = engine.url
+    if (url.scheme == "sqlite" and url.path != ":memory:" and not create
+            and not os.path.exists(url.path)):
+        raise Failed("no database at %s (gamectl migrate makes one; is database.url the "
+                     "daemon's, and relative to the same working directory?)" % url.path)
     try:
         return blocking_connect(engine)
     except Exception as exc:

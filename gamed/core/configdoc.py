@@ -26,8 +26,10 @@ HEADER = """\
 """
 
 SECTION_NOTES = {
-    "database": "url: sqlite:///ABSOLUTE/PATH (embedded; default ./var/gamed.sqlite3 or "
-                "$STATE_DIRECTORY/gamed.sqlite3)\n# or postgresql://USER[:PASSWORD]@HOST:PORT/DB",
+    "database": "url: sqlite:///PATH (embedded; a PATH without a leading / is relative to "
+                "the working directory,\n# sqlite:////var/lib/gamed/gamed.sqlite3 is absolute; "
+                "default ./var/gamed.sqlite3 or $STATE_DIRECTORY/gamed.sqlite3)\n"
+                "# or postgresql://USER[:PASSWORD]@HOST:PORT/DB",
 }
 
 

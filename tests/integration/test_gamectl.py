@@ -22,7 +22,11 @@ def ctl(database_url):
 def test_gamectl_full_cycle(ctl):
     check = ctl("check")
     if "schema current" not in check.stdout:
-        assert check.returncode == 1 and "pending migrations" in check.stdout
+        assert check.returncode == 1
+        # PostgreSQL: the database exists, its schema does not; SQLite: no file yet, and
+        # only migrate makes one (another working directory must not mean a new database)
+        assert ("pending migrations" in check.stdout or "no database at" in check.stderr), (
+            check.stdout, check.stderr)
     assert ctl("migrate").returncode == 0
     check = ctl("check")
     assert check.returncode == 0 and "schema current" in check.stdout
