@@ -22,6 +22,7 @@ from gamed.blockattack import messages, rules
 from gamed.blockattack.messages import encode
 from gamed.blockattack.settings import BlockattackSettings
 from gamed.core.accounts import AuthError, check_name
+from gamed.core.recording import record_with_retries
 from gamed.core.services import SequentialMultiService
 from gamed.store.accounts import iso
 from gamed.store.ratings import MatchPlayer, MatchResult
@@ -35,8 +36,6 @@ START_RESEND_MAX = 8.0  # (the backoff bounds what a forged connect can make us 
 START_TRIES = 30
 END_RESEND = 1.0
 END_LINGER = 15.0  # seconds a finished game keeps resending game_end and answering
-RECORD_ATTEMPTS = 3  # a result that cannot be stored is tried this many times
-RECORD_RETRY = 1.0
 DRAIN_POLL = 0.05  # seconds between checks for the last game_end acks on shutdown
 
 
@@ -493,7 +492,7 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
                              ended_at=iso(duel.ended),
                              details={"game_name": game.name, "scores": duel.scores(),
                                       "duration": round(duel.ended - duel.started, 3)})
-        d = self.record(result)
+        d = record_with_retries(self.core.ratings, result, self.clock, GAME)
         self.recording.add(d)
 
         def committed(recorded):
@@ -511,23 +510,6 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
 
         d.addCallbacks(committed, failed)
         d.addBoth(lambda _: self.recording.discard(d))
-        return d
-
-    def record(self, result: MatchResult, attempts: int = RECORD_ATTEMPTS) -> defer.Deferred:
-        """Store a result (nobody is told before it is stored), retrying a failure. A
-        write that is slow is waited for, not given up: the database thread would still
-        commit it, and a retry would store the match twice."""
-        d = self.core.ratings.record_match(result)
-
-        def retry(failure):
-            if attempts <= 1:
-                return failure
-            log.warn("blockattack: recording a result failed ({problem}); retrying",
-                     problem=failure.getErrorMessage())
-            return task.deferLater(self.clock, RECORD_RETRY, self.record, result,
-                                   attempts - 1)
-
-        d.addErrback(retry)
         return d
 
     def send_ends(self, game: Game) -> None:

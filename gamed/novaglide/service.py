@@ -23,6 +23,7 @@ from twisted.logger import Logger
 
 from gamed.core.accounts import AuthError
 from gamed.core.channel import ConnectionHandler, encode
+from gamed.core.recording import record_with_retries
 from gamed.novaglide import rules
 from gamed.novaglide.matchmaking import Queue
 from gamed.novaglide.messages import (STATUS_FLAGS, packet, parse_input, state_packet,
@@ -276,17 +277,8 @@ class NovaglideGame(service.Service):
             if self.match_of.get(match.accounts[side].id) is match:
                 del self.match_of[match.accounts[side].id]
 
-    def record(self, result: MatchResult, attempts: int = 3) -> defer.Deferred:
-        d = self.core.ratings.record_match(result)
-
-        def retry(failure):
-            if attempts <= 1:
-                return failure
-            log.warn("novaglide: recording a result failed ({problem}); retrying",
-                     problem=failure.getErrorMessage())
-            return task.deferLater(self.clock, 1.0, self.record, result, attempts - 1)
-
-        d.addErrback(retry)
+    def record(self, result: MatchResult) -> defer.Deferred:
+        d = record_with_retries(self.core.ratings, result, self.clock, GAME)
         self.recording.add(d)
         d.addBoth(lambda value: (self.recording.discard(d), value)[1])
         return d
