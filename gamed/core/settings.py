@@ -20,3 +20,7 @@ class StreamLimits:
     max_connections: int = 10000
     #: bytes queued for a slow reader before it is dropped
     max_send_buffer: int = 4 * 1024 * 1024
+    #: WebSocket listeners: seconds between the server's pings (0 = none); a pong counts
+    #: as activity for idle_timeout (a browser tab that only listens stays), and a pong
+    #: missing for as long closes a dead connection
+    ping_interval: float = 30.0

@@ -86,6 +86,11 @@ class JsonWebSocketProtocol(WebSocketServerProtocol):
             return
         connection.frame_received(payload.decode("utf-8"))
 
+    def onPong(self, payload):
+        # the browser answers our pings by itself: the peer is there and listening
+        if self.connection is not None:
+            self.connection.last_activity = self.factory.endpoint.clock.seconds()
+
     def onClose(self, wasClean, code, reason):
         if self.connection is not None:
             connection, self.connection = self.connection, None
@@ -96,11 +101,13 @@ def websocket_factory(endpoint: StreamEndpoint) -> WebSocketServerFactory:
     factory = WebSocketServerFactory()
     factory.protocol = JsonWebSocketProtocol
     factory.endpoint = endpoint
+    ping = endpoint.limits.ping_interval
     factory.setProtocolOptions(
         # limits enforced by the protocol (see onMessageFrameBegin)
         maxMessagePayloadSize=0,
         maxFramePayloadSize=0,
-        autoPingInterval=0,
+        autoPingInterval=ping,
+        autoPingTimeout=ping,
         openHandshakeTimeout=10,
         closeHandshakeTimeout=2,
         # game frames are small and latency matters

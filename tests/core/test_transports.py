@@ -302,3 +302,24 @@ def test_undecodable_lines_are_rate_limited_and_a_flood_of_them_closed():
     assert len(out) < 10  # not one error per line: no amplification
     assert [e["error"] for e in out][-1] == "flood" and transport.disconnecting
     assert endpoint.stats.messages_in >= 6
+
+
+def test_a_websocket_pong_counts_as_activity_and_pings_are_configured():
+    """A browser tab that only listens answers our pings by itself: that keeps it from the
+    idle timeout (autobahn's timers round to whole seconds, so this is not timed over a
+    real socket), and a missing pong closes a dead connection."""
+    clock = task.Clock()
+    endpoint = make_endpoint("websocket", clock, idle_timeout=300.0, ping_interval=30.0)
+    factory = websocket_factory(endpoint)
+    assert factory.autoPingInterval == 30.0 and factory.autoPingTimeout == 30.0
+    quiet = websocket_factory(make_endpoint("websocket", clock, ping_interval=0.0))
+    assert quiet.autoPingInterval == 0
+    proto = factory.buildProtocol(None)
+
+    class Connection:
+        last_activity = 0.0
+
+    proto.connection = Connection()
+    clock.advance(250.0)
+    proto.onPong(b"")
+    assert proto.connection.last_activity == 250.0
