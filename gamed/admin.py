@@ -108,8 +108,8 @@ def cmd_migrate(config, args, out) -> int:
 def cmd_check(config, args, out) -> int:
     engine = engine_of(config)
     connection = _connect(engine)
-    todo = run_blocking(engine, pending, connection=connection)
-    version = run_blocking(engine, current_version, connection=connection)
+    todo = run_blocking(engine, pending, False, connection=connection)  # changes nothing
+    version = run_blocking(engine, current_version, False, connection=connection)
     connection.close()
     print("database %s reachable, schema version %03d" % (engine.describe(), version), file=out)
     if todo:
@@ -163,7 +163,7 @@ def with_core(config, work):
     engine = engine_of(config)
     connection = _connect(engine)
     try:
-        if run_blocking(engine, pending, connection=connection):
+        if run_blocking(engine, pending, False, connection=connection):
             raise Failed("the schema is not current: run gamectl migrate first")
     except SchemaError as exc:
         raise Failed(str(exc)) from None

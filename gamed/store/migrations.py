@@ -47,17 +47,31 @@ def statements(sql: str) -> list[str]:
     return [part.strip() for part in "\n".join(lines).split(";\n") if part.strip().rstrip(";")]
 
 
-def applied_versions(cur: Cursor) -> list[int]:
-    cur.execute("CREATE TABLE IF NOT EXISTS schema_version ("
-                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+def applied_versions(cur: Cursor, create: bool = True) -> list[int]:
+    """Versions applied so far; with create False a database without the table is just
+    at version 0 (a check changes nothing)."""
+    if create:
+        cur.execute("CREATE TABLE IF NOT EXISTS schema_version ("
+                    " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    elif not _has_schema_table(cur):
+        return []
     return [row[0] for row in cur.execute("SELECT version FROM schema_version "
                                           "ORDER BY version").fetchall()]
 
 
-def pending(cur: Cursor) -> list[Migration]:
+def _has_schema_table(cur: Cursor) -> bool:
+    if cur.engine.name == "postgresql":
+        sql = ("SELECT 1 FROM information_schema.tables WHERE table_name = 'schema_version'"
+               " AND table_schema = current_schema()")
+    else:
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    return cur.execute(sql).fetchone() is not None
+
+
+def pending(cur: Cursor, create: bool = True) -> list[Migration]:
     """Migrations not yet applied; SchemaError if the database is newer than the code."""
     known = known_migrations()
-    applied = applied_versions(cur)
+    applied = applied_versions(cur, create)
     newest = known[-1].version if known else 0
     unknown = [v for v in applied if v > newest]
     if unknown:
@@ -86,6 +100,6 @@ def migrate(cur: Cursor) -> list[Migration]:
     return todo
 
 
-def current_version(cur: Cursor) -> int:
-    applied = applied_versions(cur)
+def current_version(cur: Cursor, create: bool = True) -> int:
+    applied = applied_versions(cur, create)
     return applied[-1] if applied else 0

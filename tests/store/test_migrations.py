@@ -40,3 +40,12 @@ def test_a_database_url_is_shown_without_its_password():
             assert "hunter2" not in str(exc)
         else:
             raise AssertionError("accepted %r" % bad)
+
+
+def test_looking_at_a_fresh_database_changes_nothing(database_url):
+    from gamed.store.migrations import _has_schema_table, pending
+
+    engine = create_engine(database_url)
+    assert len(run_blocking(engine, pending, False)) == len(known_migrations())
+    assert run_blocking(engine, current_version, False) == 0
+    assert not run_blocking(engine, _has_schema_table)
