@@ -63,6 +63,8 @@ class Game:
     end_acked: set = attrs.Factory(set)
     next_end: float = 0.0
     end_since: float = 0.0  # when game_end was first sent
+    #: the result's key in the store: a retried write never records the game twice
+    key: str = attrs.Factory(lambda: "blockattack-" + secrets.token_hex(16))
     resent_at: dict = attrs.Factory(dict)  # player -> when a repeated connect was answered
 
     def end_pending(self) -> bool:
@@ -487,7 +489,7 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
             players.append(MatchPlayer(game.accounts[name].id, outcome,
                                        duel.sides[name].score,
                                        {"pieces_placed": duel.sides[name].pieces_placed}))
-        result = MatchResult(GAME, players, duel.reason, ranked=ranked,
+        result = MatchResult(GAME, players, duel.reason, ranked=ranked, key=game.key,
                              k_factor=self.settings.k_factor, started_at=iso(duel.started),
                              ended_at=iso(duel.ended),
                              details={"game_name": game.name, "scores": duel.scores(),

@@ -14,8 +14,9 @@ RETRY_DELAY = 1.0  # seconds between attempts
 def record_with_retries(ratings, result, clock, service: str, attempts: int = ATTEMPTS,
                         delay: float = RETRY_DELAY) -> defer.Deferred:
     """`ratings.record_match(result)`, tried again after a failure (a database that went
-    away for a moment). A slow write is waited for, never given up on: the database thread
-    would still commit it, and a retry would store the match twice."""
+    away for a moment). Give the result a `key`: a write that was committed but whose
+    answer was lost is then found, not stored twice. A slow write is waited for, never
+    given up on (the database thread would still commit it)."""
     d = ratings.record_match(result)
 
     def retry(failure):

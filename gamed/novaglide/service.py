@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import functools
 import itertools
+import secrets
 import time
 from typing import Optional
 
@@ -64,6 +65,8 @@ class Match:
     forfeited_by: Optional[int] = None
     ending: bool = False
     names_json: str = ""
+    #: the result's key in the store: a retried write never records the match twice
+    key: str = attrs.Factory(lambda: "novaglide-" + secrets.token_hex(16))
 
     def __attrs_post_init__(self):
         self.names_json = encode(list(self.names))[1:-1]  # '"ann","ben"'
@@ -261,6 +264,7 @@ class NovaglideGame(service.Service):
         result = MatchResult(GAME, players, reason, ranked=not aborted,
                              k_factor=self.settings.k_factor, started_at=match.started_at,
                              ended_at=iso(self.now()),
+                             key=match.key,
                              details={"score": [arena.score[1], arena.score[2]],
                                       "tiebreak": arena.tiebreak,
                                       "seconds": round(arena.frame / rules.FPS, 2)})

@@ -55,6 +55,8 @@ class MatchResult:
     started_at: Optional[str] = None
     ended_at: Optional[str] = None
     details: dict = attrs.Factory(dict)
+    #: unique per match when given: recording the same key again returns the stored result
+    key: Optional[str] = None
 
 
 @attrs.frozen
@@ -144,8 +146,27 @@ def lock_ratings(cur: Cursor, game: str, account_ids) -> None:
                     [game, *ids])
 
 
+def stored_result(cur: Cursor, key: str) -> Optional[RecordedMatch]:
+    """The result already recorded under this key, as record_match returned it."""
+    row = cur.execute("SELECT id, game FROM matches WHERE result_key = ?", (key,)).fetchone()
+    if row is None:
+        return None
+    match_id, game = row
+    changes, after = {}, {}
+    for account_id, before, rating_after in cur.execute(
+            "SELECT account_id, rating_before, rating_after FROM match_players"
+            " WHERE match_id = ? ORDER BY seat", (match_id,)).fetchall():
+        changes[account_id] = RatingChange(float(before), float(rating_after))
+        after[account_id] = read_rating(cur, account_id, game)
+    return RecordedMatch(match_id, changes, after)
+
+
 def record_match_txn(cur: Cursor, result: MatchResult, ended_at: str) -> RecordedMatch:
     """The body of record_match, usable inside a game store's own transaction."""
+    if result.key is not None:
+        stored = stored_result(cur, result.key)
+        if stored is not None:
+            return stored  # a retry of a write that went through
     if result.ranked:
         lock_ratings(cur, result.game, [p.account_id for p in result.players])
     before = {p.account_id: read_rating(cur, p.account_id, result.game) for p in result.players}
@@ -157,10 +178,10 @@ def record_match_txn(cur: Cursor, result: MatchResult, ended_at: str) -> Recorde
     else:
         new_ratings = {p.account_id: before[p.account_id].rating for p in result.players}
     match_id = cur.insert(
-        "INSERT INTO matches (game, started_at, ended_at, reason, ranked, details)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO matches (game, started_at, ended_at, reason, ranked, details, result_key)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (result.game, result.started_at, result.ended_at or ended_at, result.reason,
-         int(result.ranked), json.dumps(result.details)))
+         int(result.ranked), json.dumps(result.details), result.key))
     changes, after = {}, {}
     for seat, player in enumerate(result.players):
         old = before[player.account_id]

@@ -593,3 +593,29 @@ def test_a_waiting_client_back_on_a_new_port_keeps_its_seat_and_small_connects_a
     connect_from(service, ("192.0.2.9", 1), "ann", "ben")  # another host: refused
     assert dropped(service, "name_waiting") == 1
     service.stopService()
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_a_write_whose_acknowledgement_is_lost_is_retried_and_counted_once(core,
+                                                                               monkeypatch):
+    service, clock = make_service(core)
+    network = Network(service, clock)
+    a, b = await paired(service, clock, network)
+    real = core.ratings.record_match
+    calls = []
+
+    def committed_then_lost(result):
+        calls.append(result)
+        d = real(result)
+        if len(calls) == 1:  # it is stored, but the answer never comes back
+            d.addCallback(lambda _: (_ for _ in ()).throw(ConnectionError("lost")))
+        return d
+
+    monkeypatch.setattr(core.ratings, "record_match", committed_then_lost)
+    service.datagramReceived(json.dumps({"command": "forfeit", "timestamp": a.last_sent + 1,
+                                         "game_name": a.game_name}).encode(), A)
+    await until(lambda: b.end is not None, clock, step=0.5)
+    assert len(calls) == 2 and b.end["saved"] is True
+    assert b.end["elo"] == {"ann": 984.0, "ben": 1016.0}  # one rating change, not two
+    assert len(await core.ratings.matches(game="blockattack")) == 1

@@ -125,3 +125,21 @@ async def test_results_for_one_player_at_once_are_all_counted(database):
     assert rating.wins == 20 and rating.played == 20
     rows = await ratings.matches(game="novaglide", limit=100)
     assert len(rows) == 20
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_result_recorded_again_under_its_key_is_stored_once(database):
+    accounts, ratings = AccountStore(database), RatingStore(database, lambda: 0.0)
+    ann, ben = [await accounts.create(n, "h", 0.0) for n in ("ann", "ben")]
+    result = MatchResult("blockattack", [MatchPlayer(ann.id, "win", 9),
+                                         MatchPlayer(ben.id, "loss", 3)], "time",
+                         k_factor=32, key="blockattack-abc")
+    first = await ratings.record_match(result)
+    again = await ratings.record_match(result)  # a retry after a lost acknowledgement
+    assert again == first
+    assert len(await ratings.matches(game="blockattack")) == 1
+    assert (await ratings.get_rating(ann.id, "blockattack")).wins == 1
+    other = await ratings.record_match(MatchResult(
+        "blockattack", [MatchPlayer(ann.id, "win", 1), MatchPlayer(ben.id, "loss", 0)],
+        "time", k_factor=32))  # no key: every write is a match
+    assert other.match_id != first.match_id
