@@ -206,6 +206,9 @@ def validate(config: GamedConfig) -> None:
                 raise ConfigError("%s.%s: must be positive" % (section, key))
         if limits.rate <= 0:
             raise ConfigError("%s.rate: must be positive" % section)
+        if 0 < limits.ping_interval < 2:  # autobahn's timers round to whole seconds
+            raise ConfigError("%s.ping_interval: must be 0 (off) or at least 2 seconds"
+                              % section)
     _check_ranges(config)
 
 

@@ -22,5 +22,5 @@ class StreamLimits:
     max_send_buffer: int = 4 * 1024 * 1024
     #: WebSocket listeners: seconds between the server's pings (0 = none); a pong counts
     #: as activity for idle_timeout (a browser tab that only listens stays), and a pong
-    #: missing for as long closes a dead connection
+    #: missing for as long closes a dead connection (at least 2 s)
     ping_interval: float = 30.0

@@ -49,6 +49,7 @@ def test_shipped_config_is_the_generated_one_and_loads():
     ({"shutdown": {"grace_period": -3}}, "shutdown.grace_period: must not be negative"),
     ({"novaglide": {"k_factor": -40}}, "novaglide.k_factor: must not be negative"),
     ({"blockattack": {"max_waiting": 0}}, "blockattack.max_waiting: must be positive"),
+    ({"uttt": {"ping_interval": 0.5}}, "uttt.ping_interval: must be 0 (off) or at least 2"),
 ])
 def test_bad_config_names_the_key(data, message):
     with pytest.raises(ConfigError) as info:
