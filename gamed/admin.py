@@ -95,8 +95,8 @@ def cmd_migrate(config, args, out) -> int:
     except (Failed, SchemaError):
         raise
     except Exception as exc:  # the database refused a statement: one line, exit 1
-        raise Failed("migrating %s failed: %s" % (engine.describe(),
-                                                  str(exc).strip() or type(exc).__name__))
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise Failed("migrating %s failed: %s" % (engine.describe(), first_line))
     print("database %s" % _where(engine), file=out)
     for migration in applied:
         print("applied %03d %s" % (migration.version, migration.name), file=out)

@@ -215,18 +215,18 @@ def validate(config: GamedConfig) -> None:
 #: numbers that must be above zero (every other number of the config may not be negative;
 #: 0 disables where a key's comment says so, e.g. idle_timeout)
 POSITIVE = {
-    ("database", "pool_size"), ("database", "connect_timeout"),
+    ("database", "pool_size"),
     ("accounts", "bcrypt_queue_limit"), ("accounts", "session_ttl"),
     ("accounts", "address_burst"), ("accounts", "address_rate"),
     ("accounts", "account_burst"), ("accounts", "account_rate"),
     ("accounts", "max_password_length"),
-    ("novaglide", "match_seconds"), ("novaglide", "top_rows"),
+    ("novaglide", "match_seconds"),
     ("blockattack", "game_seconds"), ("blockattack", "max_datagram"),
     ("blockattack", "silence_timeout"), ("blockattack", "power_every"),
     ("blockattack", "connect_timeout"), ("blockattack", "max_waiting"),
     ("uttt", "max_open_matches"), ("uttt", "move_timeout"), ("uttt", "pair_interval"),
     ("uttt", "max_queued_requests"),
-    ("rooms", "max_players"), ("rooms", "max_queued_frames"),
+    ("rooms", "max_players"),
 }
 
 

@@ -53,6 +53,10 @@ def check_endpoint(description: str, udp: bool = False) -> None:
         if not options.get("index", "").isdigit() and not options.get("name"):
             raise ValueError("bad endpoint %r: systemd needs index=N or name=NAME"
                              % description)
+        unknown = sorted(set(options) - {"domain", "index", "name"})
+        if unknown:
+            raise ValueError("bad endpoint %r: systemd takes domain, index or name, not %s"
+                             % (description, ", ".join(unknown)))
         return
     from twisted.internet import reactor
 
@@ -77,9 +81,9 @@ def stream_service(reactor, description: str, factory) -> service.IService:
     """A service that listens on a stream endpoint while running."""
     try:
         endpoint = endpoints.serverFromString(reactor, description)
-    except IndexError:
-        raise ListenError("%r: no such socket was handed over (start gamed through "
-                          "gamed.socket, one ListenStream= per systemd: listener)"
+    except (IndexError, KeyError):  # index=N past the sockets, or an unknown name=
+        raise ListenError("%r: no such socket was handed over (enable gamed.socket and "
+                          "start gamed through it, one ListenStream= per systemd: listener)"
                           % description) from None
     listener = internet.StreamServerEndpointService(endpoint, factory)
     # a port that cannot be bound stops start-up instead of being logged and ignored

@@ -52,13 +52,9 @@ def parse_database_url(url: str) -> DatabaseUrl:
 
 
 def redacted(url: str) -> str:
-    """The URL as it may be shown: a password in it becomes ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return parts._replace(netloc="%s:***@%s" % (user, netloc[1])).geturl()
+    """The URL as it may be shown: a password in it becomes *** (even one holding a raw
+    '/', '#' or '?', which a URL parser would not see as a password)."""
+    return re.sub(r"^([a-z]+://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
 class Engine:

@@ -33,11 +33,12 @@ def test_a_database_url_is_shown_without_its_password():
         "postgresql://gamed:***@db:5432/gamed")
     assert redacted("sqlite:///var/gamed.sqlite3") == "sqlite:///var/gamed.sqlite3"
     for bad in ("postgresql://gamed:hunter2@db:port/gamed", "postgresql://gamed:hunter2@db/",
-                "mysql://gamed:hunter2@db/gamed"):
+                "mysql://gamed:hunter2@db/gamed", "postgresql://gamed:hun/ter2@db:x/gamed",
+                "postgresql://gamed:hun#ter2@db/"):
         try:
             parse_database_url(bad)
         except ValueError as exc:
-            assert "hunter2" not in str(exc)
+            assert "hunter2" not in str(exc) and "ter2" not in str(exc), exc
         else:
             raise AssertionError("accepted %r" % bad)
 
