@@ -89,7 +89,7 @@ def migrate(cur: Cursor) -> list[Migration]:
     waits for the first's commit, then finds nothing left to do. SQLite's single writer
     serialises them already."""
     if cur.engine.name == "postgresql":
-        cur.execute("SELECT pg_advisory_xact_lock(%d)" % MIGRATION_LOCK)
+        cur.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
     todo = pending(cur)
     for migration in todo:
         for statement in statements(cur.engine.expand_schema(migration.sql)):

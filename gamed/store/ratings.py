@@ -117,16 +117,11 @@ def read_rating(cur: Cursor, account_id: int, game: str) -> Rating:
 
 
 def write_rating(cur: Cursor, rating: Rating) -> None:
-    updated = cur.execute(
-        "UPDATE ratings SET rating = ?, wins = ?, losses = ?, draws = ?"
-        " WHERE account_id = ? AND game = ?",
-        (rating.rating, rating.wins, rating.losses, rating.draws, rating.account_id,
-         rating.game)).rowcount
-    if not updated:
-        cur.execute("INSERT INTO ratings (account_id, game, rating, wins, losses, draws)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (rating.account_id, rating.game, rating.rating, rating.wins,
-                     rating.losses, rating.draws))
+    """Its row exists: lock_ratings made it in this transaction."""
+    cur.execute("UPDATE ratings SET rating = ?, wins = ?, losses = ?, draws = ?"
+                " WHERE account_id = ? AND game = ?",
+                (rating.rating, rating.wins, rating.losses, rating.draws, rating.account_id,
+                 rating.game))
 
 
 def lock_ratings(cur: Cursor, game: str, account_ids) -> None:
@@ -141,9 +136,9 @@ def lock_ratings(cur: Cursor, game: str, account_ids) -> None:
                     " VALUES (?, ?, ?, 0, 0, 0) ON CONFLICT (account_id, game) DO NOTHING",
                     (account_id, game, Rating(account_id, game).rating))
     if cur.engine.name == "postgresql":
-        cur.execute("SELECT account_id FROM ratings WHERE game = ? AND account_id IN (%s)"
-                    " ORDER BY account_id FOR UPDATE" % ", ".join("?" * len(ids)),
-                    [game, *ids])
+        for account_id in ids:
+            cur.execute("SELECT 1 FROM ratings WHERE account_id = ? AND game = ? FOR UPDATE",
+                        (account_id, game))
 
 
 def stored_result(cur: Cursor, key: str) -> Optional[RecordedMatch]:
