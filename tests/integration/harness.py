@@ -39,8 +39,10 @@ def free_ports() -> dict:
 
 
 class Daemon:
-    def __init__(self, tmp_path, extra_config: str = "", database_url: str | None = None):
+    def __init__(self, tmp_path, extra_config: str = "", database_url: str | None = None,
+                 pidfile: bool = False):
         self.tmp = tmp_path
+        self.pidfile = str(tmp_path / "gamed.pid") if pidfile else ""
         self.ports = free_ports()
         sections: dict = {}
         for name, (section, key, kind) in LISTENERS.items():
@@ -69,7 +71,7 @@ class Daemon:
     def start(self, timeout: float = 30.0):
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "gamed", "--config", str(self.config)],
+            [TWISTD, "-n", "--pidfile=" + self.pidfile, "gamed", "--config", str(self.config)],
             cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONUNBUFFERED="1"))
         deadline = time.monotonic() + timeout
@@ -92,6 +94,12 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise AssertionError("daemon ignored SIGTERM for %s s:\n%s" % (timeout, self.log()))
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no clean-up (a crash, the OOM killer, a power cut of the
+        process)."""
+        self.proc.kill()
+        self.proc.wait(timeout=30)
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
