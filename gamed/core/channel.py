@@ -116,6 +116,12 @@ class ConnectionHandler:
         """The protocol's error reply for `request` (None when it could not be decoded)."""
         return {"type": "error", "error": code, "errorMessage": detail}
 
+    def kept_alive(self) -> bool:
+        """Asked when the peer has sent nothing for `idle_timeout`: True if the handler
+        knows the connection is in use all the same (a relay player receiving its room's
+        frames), and the idle timeout starts over. By default a quiet peer is idle."""
+        return False
+
     def connection_lost(self, reason: str) -> None:
         """The connection is gone (closed by either side, idle, flood)."""
 

@@ -102,12 +102,23 @@ class Connection:
 
     def _check_idle(self) -> None:
         timeout = self.endpoint.limits.idle_timeout
-        quiet = self.endpoint.clock.seconds() - self.last_activity
+        now = self.endpoint.clock.seconds()
+        quiet = now - self.last_activity
+        if quiet >= timeout and self._kept_alive():
+            self.last_activity = now
+            quiet = 0.0
         if quiet >= timeout:
             self.idle_call = None
             self.refuse_and_close("idle_timeout", "no message for %d seconds" % timeout)
         else:
             self.idle_call = self.endpoint.clock.callLater(timeout - quiet, self._check_idle)
+
+    def _kept_alive(self) -> bool:
+        try:
+            return bool(self.handler.kept_alive())
+        except Exception:
+            log.failure("kept_alive of {service} handler failed", service=self.endpoint.service)
+            return False
 
     # -- incoming ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ True -> 1) where the lobby must refuse, and each field needs its own wire error 
 from __future__ import annotations
 
 import json
+import math
 import unicodedata
 from typing import Any, Optional
 
@@ -100,10 +101,32 @@ def response(server_id: int, kind: str, request_id: Any, **fields) -> dict:
     return message
 
 
+def refusal(server_id: int, kind: str, request_id: Any, code: str, text: str) -> dict:
+    """A refused request: its own `<type>_response` with the error code in `result` (what
+    the seed says and the only failure the real client reads) and a sentence for people."""
+    return response(server_id, kind + "_response", request_id, result=code, errorMessage=text)
+
+
 def error(server_id: int, origin_id: Optional[Any], code: str, text: str) -> dict:
+    """The reply to a frame that is no request at all (not JSON, unknown type, no id)."""
     return {"id": server_id, "type": "error", "originId": origin_id, "error": code,
             "errorMessage": text}
 
+
+def request_id_of(message: dict) -> Optional[Any]:
+    """The request's `id` (a number or a string, as the client chose); None if it has none
+    usable, which makes the frame no request: nothing could correlate a reply to it."""
+    value = message.get("id")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):  # cannot be echoed as JSON
+        return None
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: it cannot be echoed in UTF-8
+            return None
+    return value
 
 def sender_prefix(player_id: str) -> str:
     """The text put in front of a relayed object's body: '{"sender":"ID",'."""
@@ -111,6 +134,11 @@ def sender_prefix(player_id: str) -> str:
 
 
 JSON_WHITESPACE = " \t\r\n"
+
+
+def is_blank(text: str) -> bool:
+    """A frame of nothing but JSON whitespace: the documented keep-alive (no reply)."""
+    return not text.strip(JSON_WHITESPACE)
 
 
 def _reencoded(decoded: dict) -> Optional[str]:

@@ -54,6 +54,8 @@ class Room:
     connection_type: str = "server_broadcast"
     #: bumped on every change of membership or phase (lets the relay cache its targets)
     changes: int = 0
+    #: frames relayed in this room (a listener receiving them is not idle)
+    relayed: int = 0
 
     @property
     def playing(self) -> bool:

@@ -19,11 +19,16 @@ from twisted.logger import Logger
 
 from gamed.core.channel import BadFrame, ConnectionHandler, PreparedText, encode
 from gamed.rooms.messages import (BadRequest, connection_type_of, error, invite_of,
-                                  login_details, response, sender_prefix, with_sender)
-from gamed.rooms.rules import RELAY, STARTING, Lobby, Player, RoomError
+                                  is_blank, login_details, refusal, request_id_of, response,
+                                  sender_prefix, with_sender)
+from gamed.rooms.rules import LOBBY, RELAY, STARTING, Lobby, Player, RoomError
 from gamed.rooms.settings import RoomsSettings
 
 log = Logger(namespace="gamed.rooms")
+
+#: told to start or relaying: the real client shows its game screen from the moment it
+#: reads event_room_start, so from then on it hears only the relay's words (`#...`)
+IN_GAME = (STARTING, RELAY)
 
 
 class RoomsService(service.Service):
@@ -74,6 +79,8 @@ class RoomsConnection(ConnectionHandler):
         self._targets_of = None
         self._sends: list = []
         self._starting: list = []
+        #: the room's relayed-frame count at the last idle check (see kept_alive)
+        self._relayed_seen = 0
         self.dispatch = {
             "login": self.on_login,
             "room_create": self.on_create,
@@ -98,7 +105,7 @@ class RoomsConnection(ConnectionHandler):
 
     def server_closing(self):
         player = self.player
-        if player is not None and player.phase == RELAY:
+        if player is not None and player.phase in IN_GAME:
             self.control({"type": "server_closing", "reason": "the server is shutting down"})
         else:
             self.send_event("event_server_closing", reason="the server is shutting down")
@@ -115,13 +122,20 @@ class RoomsConnection(ConnectionHandler):
         self.channel.send(response(self.rooms.next_id(), kind, request_id, **fields))
 
     def error_message(self, code, detail, request):
-        origin = request.get("id") if isinstance(request, dict) else None
+        origin = request_id_of(request) if isinstance(request, dict) else None
         return error(self.rooms.next_id(), origin, code, detail)
 
-    def fail(self, request: dict, code: str, text: str):
-        log.debug("rooms: refused {kind} from {peer}: {code}", kind=request.get("type"),
+    def fail(self, frame: dict, code: str, text: str):
+        """A frame that is no request (unknown type, no id): the `error` frame."""
+        log.debug("rooms: refused a frame from {peer}: {code}", peer=self.channel.peer,
+                  code=code)
+        self.channel.send(self.error_message(code, text, frame))
+
+    def refuse_request(self, kind: str, request_id, code: str, text: str):
+        """A refused request gets its own `<type>_response`, the code in `result`."""
+        log.debug("rooms: refused {kind} from {peer}: {code}", kind=kind,
                   peer=self.channel.peer, code=code)
-        self.channel.send(self.error_message(code, text, request))
+        self.channel.send(refusal(self.rooms.next_id(), kind, request_id, code, text))
 
     def control(self, message: dict):
         message = dict(message, id=self.rooms.next_id())
@@ -142,6 +156,7 @@ class RoomsConnection(ConnectionHandler):
         player = self.player
         if player is not None and player.phase == RELAY:
             if text[:1] == "#":
+                self._relayed_seen = player.room.relayed
                 self.control_received(text[1:])
             else:
                 self.relay(player, text)
@@ -149,7 +164,19 @@ class RoomsConnection(ConnectionHandler):
         if text[:1] == "#":
             self.control_received(text[1:])
             return
+        if is_blank(text):
+            return  # a keep-alive: it counted as activity, it needs no answer
         super().text_received(text)
+
+    def kept_alive(self) -> bool:
+        """A relay player who only listens is in use while its room relays frames to it:
+        true if a frame reached it since it was last active or last asked (a dead peer is
+        still found: writes to it fail, or its send buffer fills)."""
+        player = self.player
+        if player is None or player.phase != RELAY:
+            return False
+        seen, self._relayed_seen = self._relayed_seen, player.room.relayed
+        return player.room.relayed != seen
 
     def message_received(self, message: dict):
         kind = message.get("type")
@@ -157,24 +184,38 @@ class RoomsConnection(ConnectionHandler):
         if handler is None:
             self.fail(message, "unknown_type", "unknown message type %r" % (kind,))
             return
+        request_id = request_id_of(message)
+        if request_id is None:
+            self.fail(message, "missing_id",
+                      "a request needs an id (a number or a string) to be answered")
+            return
         if self.player is None and kind != "login":
-            self.fail(message, "not_logged_in", "log in first")
+            self.refuse_request(kind, request_id, "not_logged_in", "log in first")
             return
         try:
             handler(message)
         except (BadRequest, RoomError) as exc:
-            self.fail(message, exc.code, exc.message)
+            self.refuse_request(kind, request_id, exc.code, exc.message)
 
     # -- lobby --------------------------------------------------------------------------------
 
     def on_login(self, request: dict):
-        if self.player is not None:
-            raise BadRequest("already_logged_in", "this connection is already logged in")
+        player = self.player
+        if player is not None and player.room is not None:
+            raise BadRequest("already_logged_in",
+                             "you are logged in and in a room: leave it to log in again")
         details = login_details(request)
-        player_id = self.rooms.new_player_id()
-        self.player = Player(player_id, details.username, details.avatar, details.color,
-                             details.border_color, link=self)
-        self.prefix = sender_prefix(player_id)
+        if player is None:
+            player_id = self.rooms.new_player_id()
+            self.player = Player(player_id, details.username, details.avatar, details.color,
+                                 details.border_color, link=self)
+            self.prefix = sender_prefix(player_id)
+        else:
+            # in no room yet: the real client, refused a room (name_conflict), lets its
+            # user change the profile and sends login again on the same socket
+            player_id = player.id
+            player.username, player.avatar = details.username, details.avatar
+            player.color, player.border_color = details.color, details.border_color
         log.info("rooms: {name} logged in as {player_id} from {peer}", name=details.username,
                  player_id=player_id, peer=self.channel.peer)
         self.reply("login_response", request.get("id"), playerId=player_id,
@@ -203,21 +244,24 @@ class RoomsConnection(ConnectionHandler):
         player = self.player
         departure = self.rooms.lobby.leave(player)
         self.pending = []
-        new_host = departure.new_host.id if departure.new_host is not None else None
+        fields = {"player": player.id, "reason": reason}
+        if departure.new_host is not None:
+            fields["newHost"] = departure.new_host.id
         for other in departure.remaining:
-            if other.link.pending:  # not in the game yet: it will not hear from us after
-                other.link.pending = [(sender, frame) for sender, frame in other.link.pending
-                                      if sender != player.id]
             if other.phase == RELAY:
-                fields = {"type": "player_left", "player": player.id, "reason": reason}
-                if new_host is not None:
-                    fields["newHost"] = new_host
-                other.link.control(fields)
+                other.link.control(dict(fields, type="player_left"))
+            elif other.phase == STARTING:
+                # its client is on the game screen already: the notice follows the frames
+                # this player sent before it left, on the peer's ack
+                other.link.queue_control(player.id, dict(fields, type="player_left"))
             else:
-                fields = {"player": player.id, "reason": reason}
-                if new_host is not None:
-                    fields["newHost"] = new_host
                 other.link.send_event("event_player_left", **fields)
+
+    def queue_control(self, sender_id: str, message: dict):
+        """A control frame for this player once it acks (after the frames queued before)."""
+        if not self.dropped:
+            message = dict(message, id=self.rooms.next_id())
+            self.pending.append((sender_id, PreparedText("#" + encode(message))))
 
     def on_start(self, request: dict):
         room = self.rooms.lobby.start(self.player, connection_type_of(request))
@@ -230,7 +274,8 @@ class RoomsConnection(ConnectionHandler):
     def on_ack(self, request: dict):
         if self.dropped:
             return
-        self.rooms.lobby.acknowledge(self.player)
+        room = self.rooms.lobby.acknowledge(self.player)
+        self._relayed_seen = room.relayed
         queued, self.pending = self.pending, []
         for _, frame in queued:
             self.channel.send_prepared(frame)
@@ -240,11 +285,16 @@ class RoomsConnection(ConnectionHandler):
     def relay(self, player: Player, text: str):
         out = with_sender(self.prefix, text)
         if out is None:
+            if is_blank(text):
+                self._relayed_seen = player.room.relayed
+                return  # a keep-alive
             self.channel.refuse(BadFrame("not_an_object",
                                          "relay frames must be JSON objects ({...})"))
             return
         frame = PreparedText(out)
         room = player.room
+        room.relayed += 1
+        self._relayed_seen = room.relayed  # active itself: count what it receives from now
         if self._targets_of != (room, room.changes):
             self._rebuild_targets(player, room)
         for send in self._sends:
@@ -285,8 +335,15 @@ class RoomsConnection(ConnectionHandler):
             self.control({"type": "error", "originId": message.get("id"),
                           "error": "not_logged_in", "errorMessage": "log in first"})
             return
+        player = self.player
+        if player.room is not None and player.phase == LOBBY:
+            # out of the game already: the same answer again, so that a client waiting
+            # for its end_game_ack to leave the game screen is never left waiting
+            self.control({"type": "end_game_ack", "requestId": message.get("id"),
+                          "players": player.room.describe()})
+            return
         try:
-            room = self.rooms.lobby.end_game(self.player)
+            room = self.rooms.lobby.end_game(player)
         except RoomError as exc:
             self.control({"type": "error", "originId": message.get("id"), "error": exc.code,
                           "errorMessage": exc.message})
@@ -294,15 +351,13 @@ class RoomsConnection(ConnectionHandler):
         self.pending = []
         self.control({"type": "end_game_ack", "requestId": message.get("id"),
                       "players": room.describe()})
-        notice = {"type": "player_left", "player": self.player.id, "reason": "end_game"}
-        for other in room.others(self.player):  # the game goes on without this player
+        notice = {"type": "player_left", "player": player.id, "reason": "end_game"}
+        for other in room.others(player):  # the game goes on without this player
             if other.phase == RELAY:
                 other.link.control(notice)
-            elif other.phase == STARTING and not other.link.dropped:
+            elif other.phase == STARTING:
                 # after the frames it sent before it ended, in order, on the peer's ack
-                other.link.pending.append((self.player.id, PreparedText(
-                    "#" + encode(dict(notice, id=self.rooms.next_id())))))
-
+                other.link.queue_control(player.id, notice)
 
 def make_service(core) -> service.IService:
     settings: RoomsSettings = core.config.rooms

@@ -48,6 +48,16 @@ class Client:
         return self.channel.take()
 
 
+def refused(reply, kind, code, request_id):
+    """The refusal the real client reads: its own `<type>_response`, the code in result."""
+    assert reply["type"] == kind + "_response", reply
+    assert reply["result"] == code, reply
+    assert reply["requestId"] == reply["request_id"] == request_id
+    assert isinstance(reply["errorMessage"], str) and len(reply["errorMessage"]) > 5
+    assert isinstance(reply["id"], int)
+    return True
+
+
 def room_of(rooms, *names):
     host = Client(rooms, names[0])
     invite = host.request("room_create")["inviteId"]
@@ -84,13 +94,34 @@ def test_login_ignores_client_ids_and_validates_details():
     reply = client.request("login", details={"username": "ann", "id": "spoof", "host": True})
     assert reply["result"] == "ok" and reply["playerId"] != "spoof"
     assert reply["player"]["isHost"] is False
-    assert client.request("login", details={"username": "x"})["error"] == "already_logged_in"
-    for details in (None, {}, {"username": ""}, {"username": 5}, {"username": "x" * 40},
-                    {"username": "ok", "color": "red"}, {"username": "ok", "avatar": True}):
+    for details, code in ((None, "invalid_details"), ({}, "invalid_name"),
+                          ({"username": ""}, "invalid_name"), ({"username": 5}, "invalid_name"),
+                          ({"username": "x" * 40}, "invalid_name"),
+                          ({"username": "ok", "color": "red"}, "invalid_details"),
+                          ({"username": "ok", "avatar": True}, "invalid_details")):
         other = Client(rooms)
-        reply = other.request("login", details=details)
-        assert reply["type"] == "error" and reply["error"] in ("invalid_details",
-                                                               "invalid_name"), reply
+        assert refused(other.request("login", details=details), "login", code, other.n)
+        assert other.handler.player is None
+
+
+def test_login_again_outside_a_room_changes_the_profile_and_inside_is_refused():
+    """The real client, refused a room (name_conflict), lets its user pick another name
+    and sends login again on the same socket: that must work."""
+    rooms = make_rooms()
+    (host,), invite = room_of(rooms, "ann")
+    twin = Client(rooms, "ANN")
+    assert refused(twin.request("room_join", inviteId=invite), "room_join", "name_conflict",
+                   twin.n)
+    reply = twin.request("login", details={"username": "cid", "avatar": 4})
+    assert reply["result"] == "ok" and reply["playerId"] == twin.id
+    assert reply["player"]["username"] == "cid" and reply["player"]["avatar"] == 4
+    reply = twin.request("room_join", inviteId=invite)
+    assert [p["username"] for p in reply["players"]] == ["ann", "cid"]
+    [joined] = host.take()
+    assert joined["player"]["username"] == "cid" and joined["player"]["id"] == twin.id
+    assert refused(twin.request("login", details={"username": "dee"}), "login",
+                   "already_logged_in", twin.n)
+    assert rooms.lobby.rooms[invite].players[1].username == "cid"
 
 
 def test_actions_before_login_and_unknown_types():
@@ -98,9 +129,10 @@ def test_actions_before_login_and_unknown_types():
     client = Client(rooms)
     for kind in ("room_create", "room_join", "room_leave", "room_start",
                  "event_room_start_ack"):
-        reply = client.request(kind)
-        assert reply["error"] == "not_logged_in" and reply["originId"] == client.n
-    assert client.request("teleport")["error"] == "unknown_type"
+        assert refused(client.request(kind), kind, "not_logged_in", client.n)
+    reply = client.request("teleport")
+    assert reply["type"] == "error" and reply["error"] == "unknown_type"
+    assert reply["originId"] == client.n
     client.raw("{not json")
     [error] = client.take()
     assert error["type"] == "error" and error["originId"] is None
@@ -125,16 +157,16 @@ def test_join_events_and_leave_with_new_host():
         [event] = other.take()
         assert event["type"] == "event_player_left" and event["player"] == host.id
         assert event["newHost"] == ben.id
-    assert host.request("room_leave")["error"] == "not_in_room"
+    assert refused(host.request("room_leave"), "room_leave", "not_in_room", host.n)
 
 
 def test_start_only_by_the_host_and_not_alone():
     rooms = make_rooms()
     alone = Client(rooms, "solo")
     alone.request("room_create")
-    assert alone.request("room_start")["error"] == "not_enough_players"
+    assert refused(alone.request("room_start"), "room_start", "not_enough_players", alone.n)
     (host, guest), _ = room_of(rooms, "ann", "ben")
-    assert guest.request("room_start")["error"] == "not_host"
+    assert refused(guest.request("room_start"), "room_start", "not_host", guest.n)
     assert host.take() == []
 
 
@@ -340,8 +372,9 @@ def test_an_empty_listen_value_disables_that_listener():
 def test_relay_matches_a_model_of_phases_queues_and_departures(actions):
     """Four players just told to start; random acks, frames, end_games and disconnects.
     Every player receives exactly the frames the model says, in order: frames of players
-    in the game, never its own, queued until its ack (less those of a player who left
-    meanwhile), none after it ended or left; a player whose queue overflows is dropped."""
+    in the game, never its own, queued until its ack (with a player_left notice queued
+    after the frames of a player who left or ended meanwhile), none after it ended or left;
+    a player whose queue overflows is dropped."""
     limit = 3
     rooms = make_rooms(max_queued_frames=limit)
     clients, _ = room_of(rooms, "ann", "ben", "cid", "dee")
@@ -362,10 +395,10 @@ def test_relay_matches_a_model_of_phases_queues_and_departures(actions):
             if client.channel.closed and not gone[n]:
                 gone[n] = True
                 client.handler.connection_lost(client.channel.close_reason)
-                # those not in the game yet never get the frames of a player who left
+                # those not in the game yet get its frames, then the notice, on their ack
                 for m in range(4):
-                    pending[m] = [(sender, k) for sender, k in pending[m]
-                                  if sender != client.id]
+                    if m != n and phase[m] == "starting":
+                        pending[m].append((client.id, None))
 
     for serial, (action, n) in enumerate(actions):
         if gone[n]:
@@ -392,7 +425,7 @@ def test_relay_matches_a_model_of_phases_queues_and_departures(actions):
                 pending[n] = []
         elif action == "end":
             client.raw('#{"id":1,"type":"end_game"}')
-            if phase[n] == "relay":  # peers not in the game yet get the notice queued
+            if phase[n] in ("starting", "relay"):  # peers not in the game yet: queued
                 for m in range(4):
                     if m != n and not gone[m] and phase[m] == "starting":
                         pending[m].append((client.id, None))
@@ -417,3 +450,153 @@ def test_relay_matches_a_model_of_phases_queues_and_departures(actions):
         else:
             assert player.phase == {"starting": "starting", "relay": "relay",
                                     "lobby": "lobby"}[phase[n]]
+
+
+def test_every_refused_request_is_answered_by_its_own_response_with_the_code():
+    rooms = make_rooms(max_players=3)
+    ann = Client(rooms)
+    assert refused(ann.request("room_create"), "room_create", "not_logged_in", ann.n)
+    ann = Client(rooms, "ann")
+    assert refused(ann.request("room_leave"), "room_leave", "not_in_room", ann.n)
+    assert refused(ann.request("room_start"), "room_start", "not_in_room", ann.n)
+    assert refused(ann.request("event_room_start_ack", requestId=1), "event_room_start_ack",
+                   "not_starting", ann.n)
+    assert refused(ann.request("event_room_start_acknowledge", responseId=1),
+                   "event_room_start_acknowledge", "not_starting", ann.n)
+    invite = ann.request("room_create")["inviteId"]
+    assert refused(ann.request("room_create"), "room_create", "already_in_room", ann.n)
+    assert refused(ann.request("room_join", inviteId=invite), "room_join", "already_in_room",
+                   ann.n)
+    assert refused(ann.request("room_start"), "room_start", "not_enough_players", ann.n)
+    assert refused(ann.request("login", details={"username": "x"}), "login",
+                   "already_logged_in", ann.n)
+    ben = Client(rooms, "Ann")
+    assert refused(ben.request("room_join", inviteId="nope"), "room_join", "room_not_found",
+                   ben.n)
+    assert refused(ben.request("room_join"), "room_join", "room_not_found", ben.n)
+    assert refused(ben.request("room_join", inviteId=invite), "room_join", "name_conflict",
+                   ben.n)
+    assert ben.request("login", details={"username": "ben"})["result"] == "ok"
+    assert ben.request("room_join", inviteId=invite)["result"] == "ok"
+    assert refused(ben.request("room_start"), "room_start", "not_host", ben.n)
+    assert refused(ann.request("room_start", connectionType="peer_to_peer"), "room_start",
+                   "unsupported_connection_type", ann.n)
+    assert refused(ann.request("room_start", connectionType=5), "room_start",
+                   "unsupported_connection_type", ann.n)
+    assert Client(rooms, "cid").request("room_join", inviteId=invite)["result"] == "ok"
+    dee = Client(rooms, "dee")
+    assert refused(dee.request("room_join", inviteId=invite), "room_join", "room_is_full",
+                   dee.n)
+    ann.send("room_start", connectionType="server_broadcast")
+    assert refused(ann.request("room_start"), "room_start", "already_playing", ann.n)
+    rooms.lobby.rooms[invite].players[2].link.connection_lost("gone")  # room not full
+    assert refused(dee.request("room_join", inviteId=invite), "room_join", "already_playing",
+                   dee.n)
+    assert refused(dee.request("room_start"), "room_start", "not_in_room", dee.n)
+    # string ids are echoed as sent
+    dee.raw('{"id":"abc","type":"room_leave"}')
+    assert refused(dee.take()[0], "room_leave", "not_in_room", "abc")
+
+
+def test_only_frames_that_are_no_request_get_the_error_frame():
+    rooms = make_rooms()
+    client = Client(rooms, "ann")
+    for frame, code in (('{"type":"room_create"}', "missing_id"),
+                        ('{"id":null,"type":"room_create"}', "missing_id"),
+                        ('{"id":true,"type":"room_create"}', "missing_id"),
+                        ('{"id":[1],"type":"room_create"}', "missing_id"),
+                        ('{"id":1e400,"type":"room_create"}', "missing_id"),
+                        ('{"id":"\\ud800","type":"room_create"}', "missing_id"),
+                        ('{"id":4,"type":"teleport"}', "unknown_type"),
+                        ('{"id":4}', "unknown_type"),
+                        ("{not json", "malformed_json"),
+                        ("[1]", "not_an_object")):
+        client.raw(frame)
+        [reply] = client.take()
+        assert reply["type"] == "error" and reply["error"] == code, frame
+        assert reply["originId"] == (4 if code == "unknown_type" else None)
+    assert client.handler.player.room is None  # none of them was acted on
+
+
+def test_a_blank_frame_is_a_keep_alive_with_no_answer_in_every_phase():
+    rooms = make_rooms()
+    idle = Client(rooms)
+    for text in ("", " ", "\t", "\r\n "):
+        idle.raw(text)
+    assert idle.take() == []
+    (a, b), _ = started(rooms, "ann", "ben")
+    for text in ("", "  "):
+        a.raw(text)
+    assert a.take() == [] and b.take() == []
+
+
+def test_a_relay_listener_is_kept_alive_by_frames_reaching_it_and_only_by_them():
+    rooms = make_rooms()
+    (a, b, c), _ = started(rooms, "ann", "ben", "cid")
+    assert not any(x.handler.kept_alive() for x in (a, b, c))  # nothing relayed yet
+    a.raw('{"n":1}')
+    # a sent it (active itself), b and c received it
+    assert [x.handler.kept_alive() for x in (a, b, c)] == [False, True, True]
+    # asked again with nothing new: idle
+    assert [x.handler.kept_alive() for x in (a, b, c)] == [False, False, False]
+    a.raw('{"n":2}')
+    c.raw("")  # c's keep-alive: what reached it before counts no more
+    assert [x.handler.kept_alive() for x in (a, b, c)] == [False, True, False]
+    a.raw('{"n":3}')
+    b.raw('#{"id":1,"type":"end_game"}')  # b is back in the lobby: not a relay listener
+    assert [x.handler.kept_alive() for x in (a, b, c)] == [False, False, True]
+    assert not Client(rooms, "dee").handler.kept_alive()
+
+
+def test_a_peer_told_to_start_hears_departures_in_the_relays_words_after_earlier_frames():
+    """The real client shows its game screen as soon as it reads event_room_start (before
+    its ack reaches the server): a lobby event_player_left would be lost on it, and the
+    game would wait forever for the leaver's turn."""
+    rooms = make_rooms()
+    (ann, ben, cid), _ = room_of(rooms, "ann", "ben", "cid")
+    for c in (ben, cid):
+        c.take()
+    ann.send("room_start", connectionType="server_broadcast")
+    for c in (ann, ben, cid):
+        c.take()
+    ann.send("event_room_start_ack")
+    ben.send("event_room_start_ack")
+    ann.raw('{"type":"random_seed","seed":0.5}')
+    ann.handler.connection_lost("connection lost")
+    assert ben.channel.texts[-1].startswith("#")
+    notice = json.loads(ben.channel.texts[-1][1:])
+    assert notice["type"] == "player_left" and notice["newHost"] == ben.id
+    assert cid.channel.texts == []  # nothing yet, no lobby event either
+    cid.send("event_room_start_ack")
+    seed, left = cid.channel.texts
+    assert json.loads(seed) == {"sender": ann.id, "type": "random_seed", "seed": 0.5}
+    left = json.loads(left[1:])
+    assert left["type"] == "player_left" and left["player"] == ann.id
+    assert left["newHost"] == ben.id and left["reason"] == "connection lost"
+
+
+def test_end_game_again_from_the_rooms_lobby_is_answered_not_refused():
+    rooms = make_rooms()
+    (a, b), _ = started(rooms, "ann", "ben")
+    a.raw('#{"id":5,"type":"end_game"}')
+    first = a.take()
+    b.take()
+    a.raw('#{"id":6,"type":"end_game"}')
+    [again] = a.take()
+    assert again["type"] == "end_game_ack" and again["requestId"] == 6
+    assert again["players"] == first[0]["players"]
+    assert b.take() == []  # nobody is told twice
+    lone = Client(rooms, "cid")
+    lone.raw('#{"id":1,"type":"end_game"}')
+    assert lone.take()[0]["error"] == "not_in_game"
+
+
+def test_drain_speaks_the_relays_words_to_a_player_told_to_start():
+    rooms = make_rooms()
+    (a, b), _ = room_of(rooms, "ann", "ben")
+    a.send("room_start", connectionType="server_broadcast")
+    a.take(), b.take()
+    rooms.stopService()
+    for c in (a, b):
+        assert c.channel.texts[0].startswith('#{"type":"server_closing"')
+        assert c.channel.closed

@@ -3,6 +3,7 @@
 import json
 import socket
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor, task, threads
 from twisted.internet.endpoints import TCP4ServerEndpoint
@@ -15,13 +16,13 @@ from gamed.rooms.service import RoomsService
 from gamed.rooms.settings import RoomsSettings
 
 
-async def listen(settings):
+async def listen(settings, clock=reactor):
     metrics = Metrics()
     rooms = RoomsService(settings, metrics)
     stats = metrics.service("rooms")
     ports = {}
     for kind, make in (("lines", JsonLinesFactory), ("websocket", websocket_factory)):
-        endpoint = StreamEndpoint("rooms", kind, rooms.handler, settings, reactor, stats)
+        endpoint = StreamEndpoint("rooms", kind, rooms.handler, settings, clock, stats)
         ports[kind] = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
             make(endpoint))
     return rooms, stats, ports
@@ -262,6 +263,193 @@ async def test_a_flooding_player_is_limited_then_dropped_and_the_others_told():
         assert left["reason"] == "flood"
         codes = [r.get("error") for r in replies if r.get("type") == "error"]
         assert codes[0] == "rate_limited" and codes[-1] == "flood"
+    finally:
+        for port in ports.values():
+            await port.stopListening()
+
+
+CLIENTS = {"lines": LineClient, "websocket": WsClient}
+
+
+def client_on(ports, transport):
+    return CLIENTS[transport](ports[transport].getHost().port)
+
+
+def ask(client, message):
+    """Send a request; the first frame answering it (events on the way are skipped)."""
+    client.send_text(json.dumps(message))
+    while True:
+        reply = json.loads(client.recv_text())
+        if message.get("id") is not None and message["id"] in (reply.get("requestId"),
+                                                               reply.get("originId")):
+            return reply
+        if reply.get("type") == "error":
+            return reply  # a frame that was no request: its error
+
+
+def closed_after(client):
+    """Every frame up to the close (a close is EOF on TCP, a close frame on WebSocket)."""
+    frames = []
+    try:
+        while True:
+            text = client.recv_text()
+            if not text:
+                return frames
+            frames.append(text)
+    except Exception:
+        return frames
+
+
+@pytest.mark.parametrize("transport", ["lines", "websocket"])
+@pytest_twisted.ensureDeferred
+async def test_every_refusal_reaches_the_client_as_its_own_response(transport):
+    rooms, stats, ports = await listen(RoomsSettings(max_players=3))
+    try:
+        def script():
+            replies = []
+
+            def refusal(client, message, code):
+                reply = ask(client, message)
+                replies.append((message["type"], message["id"], code, reply))
+
+            ann, ben, cid, dee = (client_on(ports, transport) for _ in range(4))
+            refusal(ann, {"id": 0, "type": "room_create"}, "not_logged_in")
+            refusal(ann, {"id": 1, "type": "login", "details": {"username": ""}},
+                    "invalid_name")
+            refusal(ann, {"id": 2, "type": "login", "details": {"username": "ann",
+                                                                "color": "red"}},
+                    "invalid_details")
+            assert ask(ann, {"id": 3, "type": "login",
+                             "details": {"username": "ann"}})["result"] == "ok"
+            refusal(ann, {"id": 4, "type": "room_leave"}, "not_in_room")
+            refusal(ann, {"id": 5, "type": "room_start"}, "not_in_room")
+            refusal(ann, {"id": 6, "type": "event_room_start_ack", "requestId": 1},
+                    "not_starting")
+            invite = ask(ann, {"id": 7, "type": "room_create"})["inviteId"]
+            refusal(ann, {"id": 8, "type": "room_create"}, "already_in_room")
+            refusal(ann, {"id": 9, "type": "room_start",
+                          "connectionType": "server_broadcast"}, "not_enough_players")
+            refusal(ann, {"id": 10, "type": "login", "details": {"username": "x"}},
+                    "already_logged_in")
+            assert ask(ben, {"id": 0, "type": "login",
+                             "details": {"username": "ANN"}})["result"] == "ok"
+            refusal(ben, {"id": 1, "type": "room_join", "inviteId": "AAAAAAAAAAAAAAAA"},
+                    "room_not_found")
+            refusal(ben, {"id": 2, "type": "room_join", "inviteId": invite}, "name_conflict")
+            assert ask(ben, {"id": 3, "type": "login",
+                             "details": {"username": "ben"}})["result"] == "ok"
+            assert ask(ben, {"id": 4, "type": "room_join",
+                             "inviteId": invite})["result"] == "ok"
+            refusal(ben, {"id": 5, "type": "room_start", "connectionType": "server_broadcast"},
+                    "not_host")
+            refusal(ann, {"id": 11, "type": "room_start", "connectionType": "peer_to_peer"},
+                    "unsupported_connection_type")
+            for n, client in enumerate((cid, dee)):
+                assert ask(client, {"id": 0, "type": "login",
+                                    "details": {"username": "p%d" % n}})["result"] == "ok"
+            assert ask(cid, {"id": 1, "type": "room_join", "inviteId": invite})["result"] == "ok"
+            refusal(dee, {"id": 1, "type": "room_join", "inviteId": invite}, "room_is_full")
+            ann.send_text(json.dumps({"id": 12, "type": "room_start",
+                                      "connectionType": "server_broadcast"}))
+            refusal(ann, {"id": 13, "type": "room_start"}, "already_playing")
+            cid.close()
+            refusal(dee, {"id": 2, "type": "room_join", "inviteId": invite}, "already_playing")
+            errors = [ask(dee, {"id": 3, "type": "teleport"}), ask(dee, {"type": "room_leave"})]
+            dee.send_text("{oops")
+            errors.append(json.loads(dee.recv_text()))
+            for client in (ann, ben, dee):
+                client.close()
+            return replies, errors
+
+        replies, errors = await threads.deferToThread(script)
+        assert len(replies) == 16
+        for kind, request_id, code, reply in replies:
+            assert reply["type"] == kind + "_response", (code, reply)
+            assert reply["result"] == code and reply["errorMessage"]
+            assert reply["requestId"] == reply["request_id"] == request_id
+        assert [(e["type"], e["error"], e["originId"]) for e in errors] == [
+            ("error", "unknown_type", 3), ("error", "missing_id", None),
+            ("error", "malformed_json", None)]
+    finally:
+        for port in ports.values():
+            await port.stopListening()
+
+
+@pytest.mark.parametrize("transport", ["lines", "websocket"])
+@pytest_twisted.ensureDeferred
+async def test_a_listening_relay_player_is_not_idle_and_a_blank_frame_keeps_a_quiet_one(
+        transport):
+    """idle_timeout 300 s on a task.Clock (the WebSocket pings are off: only the room's
+    frames and the keep-alive count)."""
+    clock = task.Clock()
+    rooms, stats, ports = await listen(RoomsSettings(idle_timeout=300.0, ping_interval=0.0),
+                                       clock)
+
+    def conns():
+        return {c.player.username: c.channel for c in rooms.connections}
+
+    def open_ones():
+        return {name for name, channel in conns().items() if not channel.closed}
+
+    try:
+        def setup():
+            talker, listener, quiet = (client_on(ports, transport) for _ in range(3))
+            ids = [ask(c, {"id": 0, "type": "login", "details": {"username": name}})["playerId"]
+                   for c, name in ((talker, "talker"), (listener, "listener"),
+                                   (quiet, "quiet"))]
+            invite = ask(talker, {"id": 1, "type": "room_create"})["inviteId"]
+            for c in (listener, quiet):
+                ask(c, {"id": 1, "type": "room_join", "inviteId": invite})
+            talker.send_text(json.dumps({"id": 2, "type": "room_start",
+                                         "connectionType": "server_broadcast"}))
+            for c in (talker, listener, quiet):
+                event = None
+                while event is None or event.get("type") != "event_room_start":
+                    event = json.loads(c.recv_text())
+                c.send_text(json.dumps({"id": 3, "type": "event_room_start_ack",
+                                        "requestId": event["id"]}))
+            return talker, listener, quiet, ids
+
+        talker, listener, quiet, ids = await threads.deferToThread(setup)
+        for _ in range(500):  # every ack handled
+            if all(c.player.phase == "relay" for c in rooms.connections):
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        clock.advance(299)
+
+        def talk(n):
+            talker.send_text('{"type":"turn","n":%d}' % n)
+            return [json.loads(c.recv_text())["n"] for c in (listener, quiet)]
+
+        assert await threads.deferToThread(talk, 1) == [1, 1]
+        clock.advance(1)  # t=300: listener and quiet were sent frames: both stay
+        assert open_ones() == {"talker", "listener", "quiet"}
+        assert await threads.deferToThread(talk, 2) == [2, 2]
+        clock.advance(150)  # t=450: quiet sends a blank frame (no answer)
+        await threads.deferToThread(quiet.send_text, "")
+        for _ in range(500):
+            if conns()["quiet"].last_activity == 450:
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        assert conns()["quiet"].last_activity == 450
+        clock.advance(150)  # t=600: the talker only talked, nothing reached it: idle
+        assert open_ones() == {"listener", "quiet"}
+
+        def left():
+            return [json.loads(c.recv_text()[1:]) for c in (listener, quiet)]
+
+        for notice in await threads.deferToThread(left):
+            assert notice["type"] == "player_left" and notice["player"] == ids[0]
+            assert notice["reason"] == "idle_timeout" and notice["newHost"] == ids[1]
+        closed = await threads.deferToThread(closed_after, talker)
+        assert [json.loads(t[1:])["error"] for t in closed] == ["idle_timeout"]
+        clock.advance(150)  # t=750: quiet's keep-alive was 300 s ago, nothing since
+        assert open_ones() == {"listener"}
+        clock.advance(150)  # t=900: the room is silent: the listener goes too
+        assert open_ones() == set()
+        for client in (listener, quiet):
+            frames = await threads.deferToThread(closed_after, client)
+            assert json.loads(frames[-1][1:])["error"] == "idle_timeout"
     finally:
         for port in ports.values():
             await port.stopListening()
