@@ -157,6 +157,8 @@ def build_services(core: Core) -> service.MultiService:
     top = GamedService(core)
     DatabaseService(core.database).setServiceParent(top)
     core.accounts.setServiceParent(top)
+    # joins the cluster before the games start and leaves it after they have drained
+    core.cluster.setServiceParent(top)
     # the games drain side by side (a plain MultiService stops its children at once), so
     # one game waiting for its players' last acks does not hold the others' goodbyes back
     games = service.MultiService()
@@ -182,6 +184,21 @@ def build_services(core: Core) -> service.MultiService:
     return top
 
 
+def make_cluster(reactor, config: GamedConfig):
+    """One node alone (no Redis) or a node of a cluster, from [cluster]."""
+    from gamed.cluster.local import LocalCluster
+    from gamed.cluster.settings import default_node_name, parse_redis_url
+
+    settings = config.cluster
+    node = settings.node_name or default_node_name(config.http.listen)
+    if not settings.redis_url:
+        return LocalCluster(node)
+    from gamed.cluster.redis import RedisCluster
+
+    return RedisCluster(reactor, settings, node, parse_redis_url(settings.redis_url),
+                        games=GAMES)
+
+
 def makeService(options) -> service.IService:
     from twisted.internet import reactor
 
@@ -198,7 +215,7 @@ def makeService(options) -> service.IService:
     metrics = Metrics()
     database = Database(config.database.resolved_url(), config.database.pool_size,
                         config.database.connect_timeout, metrics=metrics)
-    core = build_core(reactor, config, database, metrics)
+    core = build_core(reactor, config, database, metrics, cluster=make_cluster(reactor, config))
     try:
         return build_services(core)
     except ListenError as exc:

@@ -15,6 +15,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from gamed.blockattack.settings import BlockattackSettings
+from gamed.cluster.settings import ClusterSettings
 from gamed.novaglide.settings import NovaglideSettings
 from gamed.rooms.settings import RoomsSettings
 from gamed.uttt.settings import UtttSettings
@@ -96,6 +97,7 @@ class GamedConfig:
     http: HttpSettings = attrs.Factory(HttpSettings)
     logging: LoggingSettings = attrs.Factory(LoggingSettings)
     shutdown: ShutdownSettings = attrs.Factory(ShutdownSettings)
+    cluster: ClusterSettings = attrs.Factory(ClusterSettings)
     novaglide: NovaglideSettings = attrs.Factory(NovaglideSettings)
     blockattack: BlockattackSettings = attrs.Factory(BlockattackSettings)
     uttt: UtttSettings = attrs.Factory(UtttSettings)
@@ -184,6 +186,7 @@ def validate(config: GamedConfig) -> None:
         parse_database_url(config.database.resolved_url())
     except ValueError as exc:
         raise ConfigError("database.url: %s" % exc) from None
+    _check_cluster(config)
     if not 4 <= config.accounts.bcrypt_cost <= 31:
         raise ConfigError("accounts.bcrypt_cost: must be between 4 and 31")
     if config.accounts.bcrypt_threads < 1:
@@ -212,6 +215,27 @@ def validate(config: GamedConfig) -> None:
     _check_ranges(config)
 
 
+def _check_cluster(config: GamedConfig) -> None:
+    from gamed.cluster.settings import parse_redis_url
+
+    cluster = config.cluster
+    if not cluster.redis_url:
+        return
+    try:
+        parse_redis_url(cluster.redis_url)
+    except ValueError as exc:
+        raise ConfigError("cluster.redis_url: %s" % exc) from None
+    from gamed.store.engines import parse_database_url
+
+    if parse_database_url(config.database.resolved_url()).scheme != "postgresql":
+        raise ConfigError("cluster.redis_url: a cluster needs a postgresql:// database "
+                          "(the nodes share it); SQLite serves one node alone")
+    if cluster.timeout <= cluster.heartbeat:
+        raise ConfigError("cluster.timeout: must be longer than cluster.heartbeat")
+    if not cluster.key_prefix:
+        raise ConfigError("cluster.key_prefix: must not be empty")
+
+
 #: numbers that must be above zero (every other number of the config may not be negative;
 #: 0 disables where a key's comment says so, e.g. idle_timeout)
 POSITIVE = {
@@ -227,6 +251,7 @@ POSITIVE = {
     ("uttt", "max_open_matches"), ("uttt", "move_timeout"), ("uttt", "pair_interval"),
     ("uttt", "max_queued_requests"),
     ("rooms", "max_players"),
+    ("cluster", "heartbeat"), ("cluster", "timeout"),
 }
 
 

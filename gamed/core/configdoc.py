@@ -26,6 +26,8 @@ HEADER = """\
 """
 
 SECTION_NOTES = {
+    "cluster": "several nodes acting as one (docs/cluster.md): set redis_url on every "
+               "node, one\n# postgresql:// database for all; empty = this node alone",
     "database": "url: sqlite:///PATH (embedded; a PATH without a leading / is relative to "
                 "the working directory,\n# sqlite:////var/lib/gamed/gamed.sqlite3 is absolute; "
                 "default ./var/gamed.sqlite3 or $STATE_DIRECTORY/gamed.sqlite3)\n"

@@ -8,13 +8,14 @@ from typing import Optional
 import attrs
 from twisted.application import service
 
+from gamed.cluster.interface import Cluster, Presence
+from gamed.cluster.local import LocalCluster
 from gamed.core.accounts import AccountService
 from gamed.core.channel import HandlerFactory
 from gamed.core.config import GamedConfig
 from gamed.core.endpoints import UdpService, stream_service
 from gamed.core.lines import JsonLinesFactory
 from gamed.core.metrics import Metrics
-from gamed.core.presence import Presence
 from gamed.core.settings import StreamLimits
 from gamed.core.transport import StreamEndpoint
 from gamed.core.websocket import websocket_factory
@@ -33,8 +34,10 @@ class Core:
     ratings: RatingStore
     friends: FriendStore
     metrics: Metrics
-    presence: Presence
+    presence: Presence  # cluster.presence
     random: random.Random
+    #: the nodes acting as one (presence, match queues, bus); LocalCluster alone
+    cluster: Cluster = attrs.Factory(LocalCluster)
     #: stream endpoints by (service, transport), for tests and the drain
     endpoints: dict = attrs.Factory(dict)
 
@@ -59,12 +62,15 @@ class Core:
 
 
 def build_core(reactor, config: GamedConfig, database: Database, metrics: Metrics,
-               rng: Optional[random.Random] = None) -> Core:
+               rng: Optional[random.Random] = None,
+               cluster: Optional[Cluster] = None) -> Core:
     now = reactor.seconds
     accounts = AccountService(reactor, config.accounts, AccountStore(database),
                               SessionStore(database), metrics)
-    presence = Presence()
+    cluster = cluster if cluster is not None else LocalCluster()
+    presence = cluster.presence
     accounts.guest_holds.append(presence.is_online)  # a guest playing anywhere keeps its name
     return Core(reactor=reactor, config=config, database=database, accounts=accounts,
                 ratings=RatingStore(database, now), friends=FriendStore(database, now),
-                metrics=metrics, presence=presence, random=rng or random.Random())
+                metrics=metrics, presence=presence, random=rng or random.Random(),
+                cluster=cluster)

@@ -74,9 +74,15 @@ class JsonEndpoint(resource.Resource):
 
 
 class Health(JsonEndpoint):
-    """200 when the database answers within HEALTH_TIMEOUT seconds, 503 otherwise."""
+    """200 when the database answers within HEALTH_TIMEOUT seconds and the node is in
+    its cluster (when it has one), 503 with the reason otherwise."""
 
     async def answer(self, request, *path):
+        cluster = self.core.cluster
+        problem = cluster.problem()
+        if problem is not None:
+            log.warn("health check: cluster: {problem}", problem=problem)
+            raise ApiError(503, "unavailable", "cluster: %s" % problem)
         database = self.core.database
         try:
             await database.ping().addTimeout(HEALTH_TIMEOUT, self.core.reactor)
@@ -84,7 +90,10 @@ class Health(JsonEndpoint):
             problem = str(exc) or type(exc).__name__
             log.warn("health check: database did not answer: {problem}", problem=problem)
             raise ApiError(503, "unavailable", "database %s: %s" % (database.name, problem))
-        return {"status": "ok", "database": database.name}
+        answer = {"status": "ok", "database": database.name}
+        if cluster.clustered:
+            answer["node"] = cluster.node
+        return answer
 
 
 class MetricsPage(resource.Resource):

@@ -50,6 +50,17 @@ def test_shipped_config_is_the_generated_one_and_loads():
     ({"novaglide": {"k_factor": -40}}, "novaglide.k_factor: must not be negative"),
     ({"blockattack": {"max_waiting": 0}}, "blockattack.max_waiting: must be positive"),
     ({"uttt": {"ping_interval": 0.5}}, "uttt.ping_interval: must be 0 (off) or at least 2"),
+    ({"cluster": {"redis_url": "redis://127.0.0.1/0"}},
+     "cluster.redis_url: a cluster needs a postgresql:// database"),
+    ({"cluster": {"redis_url": "http://127.0.0.1/0"},
+      "database": {"url": "postgresql://u@h/d"}}, "cluster.redis_url: must start with redis://"),
+    ({"cluster": {"redis_url": "redis://h/x"}, "database": {"url": "postgresql://u@h/d"}},
+     "cluster.redis_url: the database must be a number"),
+    ({"cluster": {"redis_url": "redis://h:99999"}, "database": {"url": "postgresql://u@h/d"}},
+     "cluster.redis_url: port must be"),
+    ({"cluster": {"redis_url": "redis://h", "heartbeat": 5.0, "timeout": 5.0},
+      "database": {"url": "postgresql://u@h/d"}}, "cluster.timeout: must be longer"),
+    ({"cluster": {"heartbeat": 0}}, "cluster.heartbeat: must be positive"),
 ])
 def test_bad_config_names_the_key(data, message):
     with pytest.raises(ConfigError) as info:
@@ -72,3 +83,15 @@ def test_unreadable_and_invalid_toml(tmp_path):
     bad.write_text("x = [")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(str(bad))
+
+
+def test_a_cluster_on_postgresql_is_accepted_and_names_its_node():
+    from gamed.cluster.settings import default_node_name, parse_redis_url
+
+    config = structure_config({"cluster": {"redis_url": "redis://:s%40cret@r1:6380/3"},
+                               "database": {"url": "postgresql://u@h/d"}})
+    url = parse_redis_url(config.cluster.redis_url)
+    assert (url.host, url.port, url.db, url.password) == ("r1", 6380, 3, "s@cret")
+    assert "cret" not in url.describe()
+    assert default_node_name("tcp:8080:interface=0.0.0.0").endswith(":8080")
+    assert ":" not in default_node_name("")

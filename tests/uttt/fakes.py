@@ -11,7 +11,7 @@ from twisted.internet import defer, task
 
 from gamed.core.accounts import AuthError
 from gamed.core.metrics import Metrics
-from gamed.core.presence import Presence
+from gamed.cluster.local import LocalPresence as Presence
 from gamed.core.testing import make_test_config
 from gamed.store.accounts import Account
 from gamed.store.ratings import Rating

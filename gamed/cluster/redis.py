@@ -1,0 +1,445 @@
+"""Many nodes: presence, queues and the bus on Redis (txredisapi, never blocking).
+
+Keys and channels (P = `[cluster] key_prefix`):
+  P node:{name}       the node's heartbeat, a key that expires after `timeout`
+  P nodes             set of the names of the nodes that joined
+  P presence:{name}   hash "account:game" -> 1 of the node's players, "_seq" -> its
+                      sequence number (events carry the same numbers: older ones are ignored)
+  P queue:{game}      hash key -> JSON entry of the players waiting for a random opponent
+  P bus / P bus:{name}  channels to every node / to one node; JSON {"t", "n", "m"}
+
+Each node mirrors the others' presence in memory (a snapshot when a node appears or
+after a reconnection, then their events), so reads stay synchronous. A node whose
+heartbeat key expired is dead: the first node to notice deletes its presence and queue
+entries and tells the others. See docs/cluster.md.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Callable, Iterable, Optional
+
+from twisted.application import service
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from gamed.cluster.local import LocalPresence
+from gamed.cluster.redislink import RedisDown, RedisLink
+from gamed.cluster.settings import ClusterSettings, RedisUrl
+
+log = Logger(namespace="gamed.cluster")
+
+#: take several queue entries, all or none (one script: atomic in Redis)
+TAKE_SCRIPT = """
+local out = {}
+for i, k in ipairs(ARGV) do
+  local v = redis.call('HGET', KEYS[1], k)
+  if not v then return nil end
+  out[i] = v
+end
+for i, k in ipairs(ARGV) do redis.call('HDEL', KEYS[1], k) end
+return out
+"""
+
+
+class RedisPresence(LocalPresence):
+    """This node's sessions (as LocalPresence) plus a mirror of every other node's."""
+
+    def __init__(self, cluster: "RedisCluster"):
+        super().__init__(cluster.node)
+        self.cluster = cluster
+        self.remote: dict[str, dict[int, set[str]]] = {}  # node -> account -> games
+        self.remote_seq: dict[str, int] = {}
+        self.seq = 0
+
+    # -- reads: this node and the mirror ------------------------------------------------
+
+    def _elsewhere(self, account_id: int, game: Optional[str]) -> bool:
+        for accounts in self.remote.values():
+            games = accounts.get(account_id)
+            if games and (game is None or game in games):
+                return True
+        return False
+
+    def is_online(self, account_id: int, game: Optional[str] = None) -> bool:
+        return self.here(account_id, game) or self._elsewhere(account_id, game)
+
+    def games_of(self, account_id: int) -> list[str]:
+        games = set(super().games_of(account_id))
+        for accounts in self.remote.values():
+            games |= accounts.get(account_id, set())
+        return sorted(games)
+
+    def nodes_of(self, account_id: int, game: str) -> set[str]:
+        return {node for node, accounts in self.remote.items()
+                if game in accounts.get(account_id, ())}
+
+    def count(self, game: str) -> int:
+        accounts = {a for a, games in self._sessions.items() if game in games}
+        for remote in self.remote.values():
+            accounts |= {a for a, games in remote.items() if game in games}
+        return len(accounts)
+
+    # -- this node's changes -------------------------------------------------------------
+
+    def _local_changed(self, account_id: int, game: str, online: bool) -> None:
+        if not self._elsewhere(account_id, game):
+            self._tell(account_id, game, online)
+        self.seq += 1
+        link, key = self.cluster.link, self.cluster.key("presence", self.node)
+        if not link.up:
+            return  # written again in full when Redis is back
+        field = "%d:%s" % (account_id, game)
+        if online:
+            d = link.call("HSET", key, field, 1, "_seq", self.seq)
+        else:
+            d = link.call("HDEL", key, field)
+            d.addCallback(lambda _, seq=self.seq: link.call("HSET", key, "_seq", seq))
+        d.addErrback(self.cluster.write_failed, "presence")
+        self.cluster.bus.publish("presence", {"a": account_id, "g": game, "on": online,
+                                              "s": self.seq})
+
+    def snapshot_fields(self) -> list:
+        """HSET arguments for every local session and the sequence number."""
+        args = []
+        for account, games in self.local_games().items():
+            for game in games:
+                args += ["%d:%s" % (account, game), 1]
+        return args + ["_seq", self.seq]
+
+    def take_over(self, game: str, account_id: int) -> None:
+        nodes = self.nodes_of(account_id, game)
+        if nodes:
+            self.cluster.bus.publish("takeover", {"g": game, "a": account_id}, nodes)
+
+    def taken_over(self, message: dict, sender: str) -> None:
+        for callback in self._takeover.get(message.get("g"), ()):
+            callback(message.get("a"))
+
+    # -- the other nodes -----------------------------------------------------------------
+
+    def remote_event(self, message: dict, sender: str) -> None:
+        seq = message.get("s", 0)
+        if seq <= self.remote_seq.get(sender, -1):
+            return  # older than what the snapshot already held
+        self.remote_seq[sender] = seq
+        account, game, online = message["a"], message["g"], bool(message["on"])
+        before = self.is_online(account, game)
+        games = self.remote.setdefault(sender, {}).setdefault(account, set())
+        if online:
+            games.add(game)
+        else:
+            games.discard(game)
+            if not games:
+                del self.remote[sender][account]
+        if self.is_online(account, game) != before:
+            self._tell(account, game, online)
+
+    def replace_node(self, node: str, accounts: Optional[dict], seq: int = 0) -> None:
+        """A node's players from a snapshot (None: the node is gone)."""
+        if accounts is not None and seq < self.remote_seq.get(node, -1):
+            return  # events newer than this snapshot were applied already
+        before = {(a, g) for a, games in self.remote.get(node, {}).items() for g in games}
+        after = {(a, g) for a, games in (accounts or {}).items() for g in games}
+        changed = [(pair, self.is_online(*pair)) for pair in before ^ after]
+        if accounts is None:
+            self.remote.pop(node, None)
+            self.remote_seq.pop(node, None)
+        else:
+            self.remote[node] = accounts
+            self.remote_seq[node] = seq
+        for (account, game), was in changed:
+            now = self.is_online(account, game)
+            if now != was:
+                self._tell(account, game, now)
+
+
+class RedisBus:
+    def __init__(self, cluster: "RedisCluster"):
+        self.cluster = cluster
+        self.node = cluster.node
+        self.handlers: dict[str, list] = {}
+        self.dropped = 0
+
+    def publish(self, topic: str, message: dict,
+                nodes: Optional[Iterable[str]] = None) -> None:
+        link = self.cluster.link
+        if not link.up:
+            self.dropped += 1
+            return
+        payload = json.dumps({"t": topic, "n": self.node, "m": message},
+                             separators=(",", ":"))
+        channels = ([self.cluster.key("bus")] if nodes is None
+                    else [self.cluster.key("bus", node) for node in nodes if node != self.node])
+        for channel in channels:
+            link.call("PUBLISH", channel, payload).addErrback(self.cluster.write_failed,
+                                                              "publish")
+
+    def subscribe(self, topic: str, handler) -> None:
+        self.handlers.setdefault(topic, []).append(handler)
+
+    def received(self, channel: str, payload: str) -> None:
+        try:
+            envelope = json.loads(payload)
+            topic, sender, message = envelope["t"], envelope["n"], envelope["m"]
+        except (ValueError, KeyError, TypeError):
+            log.warn("cluster: unreadable message on {channel}", channel=channel)
+            return
+        if sender == self.node:
+            return
+        for handler in self.handlers.get(topic, ()):
+            try:
+                handler(message, sender)
+            except Exception:
+                log.failure("cluster: handling {topic} from {sender} failed", topic=topic,
+                            sender=sender)
+
+
+class RedisQueue:
+    def __init__(self, cluster: "RedisCluster"):
+        self.cluster = cluster
+        self.mine: dict[str, dict[str, dict]] = {}  # this node's entries, to write again
+
+    def _key(self, game: str) -> str:
+        return self.cluster.key("queue", game)
+
+    def join(self, game: str, key: str, entry: dict) -> defer.Deferred:
+        entry = dict(entry, node=self.cluster.node)
+        self.mine.setdefault(game, {})[key] = entry
+        return self.cluster.link.call("HSET", self._key(game), key, json.dumps(entry))
+
+    def leave(self, game: str, key: str) -> defer.Deferred:
+        self.mine.get(game, {}).pop(key, None)
+        return self.cluster.link.call("HDEL", self._key(game), key)
+
+    def entries(self, game: str) -> defer.Deferred:
+        def decode(flat):
+            flat = list(flat or [])
+            return {flat[i]: json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+        return self.cluster.link.call("HGETALL", self._key(game)).addCallback(decode)
+
+    def take(self, game: str, keys: Iterable[str]) -> defer.Deferred:
+        keys = list(keys)
+
+        def taken(values):
+            if not values:
+                return None
+            found = {key: json.loads(value) for key, value in zip(keys, values)}
+            owners: dict[str, list] = {}
+            for key, entry in found.items():
+                self.mine.get(game, {}).pop(key, None)
+                owners.setdefault(entry.get("node"), []).append(key)
+            for node, node_keys in owners.items():
+                if node != self.cluster.node:
+                    self.cluster.bus.publish("queue.taken", {"g": game, "k": node_keys}, [node])
+            return found
+
+        return self.cluster.link.call("EVAL", TAKE_SCRIPT, 1, self._key(game),
+                                      *keys).addCallback(taken)
+
+    def taken_here(self, message: dict, sender: str) -> None:
+        for key in message.get("k", ()):
+            self.mine.get(message.get("g"), {}).pop(key, None)
+
+    @defer.inlineCallbacks
+    def rejoin(self):
+        for game, entries in self.mine.items():
+            for key, entry in entries.items():
+                yield self.cluster.link.call("HSET", self._key(game), key, json.dumps(entry))
+
+    @defer.inlineCallbacks
+    def purge(self, node: str, games: Iterable[str]):
+        """Remove a dead node's entries."""
+        for game in games:
+            entries = yield self.entries(game)
+            stale = [key for key, entry in entries.items() if entry.get("node") == node]
+            if stale:
+                yield self.cluster.link.call("HDEL", self._key(game), *stale)
+
+
+class RedisCluster(service.Service):
+    """This node's membership: heartbeat, the mirror of the others, rejoining."""
+
+    name = "cluster"
+    clustered = True
+
+    def __init__(self, reactor, settings: ClusterSettings, node: str, url: RedisUrl,
+                 games: Iterable[str] = ()):
+        self.reactor = reactor
+        self.settings = settings
+        self.node = node
+        self.prefix = settings.key_prefix
+        self.games = tuple(games)  # queues purged of a dead node's entries
+        self.incarnation = secrets.token_hex(8)
+        self.link = RedisLink(reactor, url, [self.key("bus"), self.key("bus", node)],
+                              self._message, self._up, self._down,
+                              reply_timeout=settings.timeout)
+        self.presence = RedisPresence(self)
+        self.bus = RedisBus(self)
+        self.queue = RedisQueue(self)
+        self.live: set[str] = set()  # other nodes seen alive
+        self._beat: Optional[task.LoopingCall] = None
+        self._forget_call = None
+        self._beating = False
+        self.bus.subscribe("presence", self.presence.remote_event)
+        self.bus.subscribe("takeover", self.presence.taken_over)
+        self.bus.subscribe("queue.taken", self.queue.taken_here)
+        self.bus.subscribe("node", self._node_news)
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def problem(self) -> Optional[str]:
+        if self.link.up:
+            return None
+        return self.link.problem or "redis: not connected"
+
+    def write_failed(self, reason, what: str) -> None:
+        if not reason.check(RedisDown):
+            log.warn("cluster: {what} failed: {error}", what=what,
+                     error=reason.getErrorMessage())
+
+    # -- service -------------------------------------------------------------------------
+
+    def startService(self):
+        service.Service.startService(self)
+        self.link.start()
+        self._beat = task.LoopingCall(self.heartbeat)
+        self._beat.clock = self.reactor
+        self._beat.start(self.settings.heartbeat, now=False)
+
+    def stopService(self):
+        service.Service.stopService(self)
+        if self._beat is not None and self._beat.running:
+            self._beat.stop()
+        d = self._leave() if self.link.up else defer.succeed(None)
+        d.addErrback(lambda f: log.warn("cluster: leaving failed: {e}", e=f.getErrorMessage()))
+        d.addTimeout(self.settings.timeout, self.reactor)
+        d.addBoth(lambda _: self.link.stop())
+        return d
+
+    @defer.inlineCallbacks
+    def _leave(self):
+        call = self.link.call
+        yield call("DEL", self.key("node", self.node), self.key("presence", self.node))
+        yield call("SREM", self.key("nodes"), self.node)
+        yield self.queue.purge(self.node, self.games)
+        self.bus.publish("node", {"gone": True})
+        log.info("cluster: node {node} left", node=self.node)
+
+    # -- link states ---------------------------------------------------------------------
+
+    def _message(self, channel: str, payload: str) -> None:
+        self.bus.received(channel, payload)
+
+    def _up(self) -> None:
+        if self._forget_call is not None and self._forget_call.active():
+            self._forget_call.cancel()
+        self._forget_call = None
+        d = self._rejoin()
+        d.addErrback(lambda f: log.failure("cluster: joining failed", f))
+
+    def _down(self, problem: str) -> None:
+        # cut off: after the timeout the others have forgotten this node's players, and
+        # this node forgets theirs (no ghosts in its API meanwhile)
+        self._forget_call = self.reactor.callLater(self.settings.timeout, self._forget_all)
+
+    def _forget_all(self) -> None:
+        self._forget_call = None
+        for node in list(self.presence.remote):
+            self.presence.replace_node(node, None)
+        self.live.clear()
+
+    @defer.inlineCallbacks
+    def _rejoin(self):
+        call = self.link.call
+        yield self._announce()
+        presence_key = self.key("presence", self.node)
+        yield call("DEL", presence_key)
+        yield call("HSET", presence_key, *self.presence.snapshot_fields())
+        yield self.queue.rejoin()
+        self.bus.publish("node", {"joined": True})
+        log.info("cluster: node {node} joined", node=self.node)
+        yield self.heartbeat(resync=True)
+
+    def _announce(self) -> defer.Deferred:
+        call = self.link.call
+        d = call("SET", self.key("node", self.node), self.incarnation, "PX",
+                 int(self.settings.timeout * 1000))
+        return d.addCallback(lambda _: call("SADD", self.key("nodes"), self.node))
+
+    def _node_news(self, message: dict, sender: str) -> None:
+        gone = sender if message.get("gone") else message.get("dead")
+        if gone is not None:
+            if gone != self.node:
+                self.live.discard(gone)
+                self.presence.replace_node(gone, None)
+        elif message.get("joined"):
+            self.live.add(sender)
+            self._snapshot(sender).addErrback(self.write_failed, "snapshot")
+
+    # -- heartbeat -----------------------------------------------------------------------
+
+    def heartbeat(self, resync: bool = False) -> defer.Deferred:
+        if not self.link.up or (self._beating and not resync):
+            return defer.succeed(None)
+        self._beating = True
+        d = self._heartbeat(resync)
+        d.addErrback(self.write_failed, "heartbeat")
+
+        def done(result):
+            self._beating = False
+            return result
+
+        return d.addBoth(done)
+
+    @defer.inlineCallbacks
+    def _heartbeat(self, resync: bool):
+        call = self.link.call
+        yield self._announce()
+        names = [n for n in (yield call("SMEMBERS", self.key("nodes"))) if n != self.node]
+        alive = set()
+        if names:
+            beats = yield call("MGET", *[self.key("node", n) for n in names])
+            alive = {n for n, beat in zip(names, beats) if beat is not None}
+        for node in set(names) - alive:
+            yield self._bury(node)
+        for node in (self.live | set(self.presence.remote)) - alive:
+            self.presence.replace_node(node, None)
+        for node in alive:
+            if resync or node not in self.live:
+                yield self._snapshot(node)
+        self.live = alive
+
+    @defer.inlineCallbacks
+    def _snapshot(self, node: str):
+        flat = yield self.link.call("HGETALL", self.key("presence", node))
+        flat = list(flat or [])
+        accounts: dict[int, set[str]] = {}
+        seq = 0
+        for i in range(0, len(flat), 2):
+            field, _value = flat[i], flat[i + 1]
+            if field == "_seq":
+                seq = int(_value)
+                continue
+            account, _, game = field.partition(":")
+            try:
+                accounts.setdefault(int(account), set()).add(game)
+            except ValueError:
+                continue
+        self.presence.replace_node(node, accounts, seq)
+
+    @defer.inlineCallbacks
+    def _bury(self, node: str):
+        """A node whose heartbeat expired: forget its players everywhere."""
+        log.warn("cluster: node {node} missed its heartbeats; forgetting its players",
+                 node=node)
+        call = self.link.call
+        removed = yield call("SREM", self.key("nodes"), node)
+        yield call("DEL", self.key("presence", node))
+        yield self.queue.purge(node, self.games)
+        self.presence.replace_node(node, None)
+        if removed:
+            self.bus.publish("node", {"dead": node})

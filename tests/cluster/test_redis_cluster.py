@@ -1,0 +1,140 @@
+"""Nodes built in process against Redis: presence, take-over, queue, bus, dead nodes and
+Redis going away."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer
+
+from tests.cluster.redisutil import PrivateRedis, until
+
+
+async def joined(*nodes):
+    await until(lambda: all(n.link.up for n in nodes), what="nodes connected")
+    names = {n.node for n in nodes}
+    await until(lambda: all(n.live == names - {n.node} for n in nodes), what="nodes see each other")
+
+
+@pytest_twisted.ensureDeferred
+async def test_presence_is_seen_on_every_node_and_changes_are_watched(make_node):
+    a, b = make_node("a"), make_node("b")
+    await joined(a, b)
+    seen = []
+    b.presence.watch(lambda account, game, online: seen.append((account, game, online)))
+    a.presence.arrived(7, "uttt")
+    await until(lambda: b.presence.is_online(7, "uttt"), what="b sees 7 online")
+    assert b.presence.games_of(7) == ["uttt"]
+    assert b.presence.nodes_of(7, "uttt") == {"a"} and not b.presence.here(7)
+    assert b.presence.count("uttt") == 1 and not b.presence.is_online(7, "rooms")
+    # the same account arriving on b too is no change of the cluster's view
+    b.presence.arrived(7, "uttt")
+    a.presence.left(7, "uttt")
+    await until(lambda: not b.presence.nodes_of(7, "uttt"), what="a's session gone on b")
+    assert b.presence.is_online(7, "uttt")
+    b.presence.left(7, "uttt")
+    assert not b.presence.is_online(7)
+    assert seen == [(7, "uttt", True), (7, "uttt", False)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_joining_late_gets_the_snapshot(make_node):
+    a = make_node("a")
+    await until(lambda: a.link.up)
+    a.presence.arrived(1, "rooms")
+    a.presence.arrived(2, "uttt")
+    a.presence.left(2, "uttt")
+    b = make_node("b")
+    await joined(a, b)
+    await until(lambda: b.presence.is_online(1, "rooms"), what="snapshot")
+    assert not b.presence.is_online(2)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_dead_node_is_forgotten_after_the_timeout(make_node, redis_prefix):
+    from tests.cluster.redisutil import BlockingRedis
+
+    a, b = make_node("a"), make_node("b")
+    await joined(a, b)
+    a.presence.arrived(5, "novaglide")
+    await a.queue.join("uttt", "5", {"rating": 1000})
+    await until(lambda: b.presence.is_online(5), what="b sees 5")
+    # a dies without a word: its heartbeats stop, its keys stay until they expire
+    a._beat.stop()
+    await a.link.stop()
+    await until(lambda: not b.presence.is_online(5), what="b forgets 5", timeout=30)
+    assert "a" not in b.live
+    redis = BlockingRedis()
+    assert redis.keys(redis_prefix + "presence:a") == []
+    assert (await b.queue.entries("uttt")) == {}
+    assert redis.call("SISMEMBER", redis_prefix + "nodes", "a") == 0
+    redis.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_second_login_on_another_node_takes_over(make_node):
+    a, b = make_node("a"), make_node("b")
+    await joined(a, b)
+    ended = defer.Deferred()
+    a.presence.on_taken_over("novaglide", ended.callback)
+    a.presence.arrived(9, "novaglide")
+    await until(lambda: b.presence.is_online(9, "novaglide"))
+    b.presence.take_over("novaglide", 9)
+    assert await ended == 9
+
+
+@pytest_twisted.ensureDeferred
+async def test_queue_take_is_all_or_nothing_across_nodes(make_node):
+    a, b = make_node("a"), make_node("b")
+    await joined(a, b)
+    await a.queue.join("uttt", "1", {"rating": 1000})
+    await b.queue.join("uttt", "2", {"rating": 1100})
+    entries = await a.queue.entries("uttt")
+    assert entries == {"1": {"rating": 1000, "node": "a"}, "2": {"rating": 1100, "node": "b"}}
+    first, second = await defer.gatherResults([a.queue.take("uttt", ["1", "2"]),
+                                                b.queue.take("uttt", ["2", "1"])])
+    assert sorted([first is None, second is None]) == [False, True]
+    assert (await b.queue.take("uttt", ["1"])) is None
+    assert (await a.queue.entries("uttt")) == {}
+    await until(lambda: "2" not in b.queue.mine.get("uttt", {}), what="b told of the take")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_bus_reaches_the_named_node_or_all_in_order(make_node):
+    a, b, c = make_node("a"), make_node("b"), make_node("c")
+    await joined(a, b, c)
+    got = {"b": [], "c": []}
+    b.bus.subscribe("t", lambda m, sender: got["b"].append((sender, m["i"])))
+    c.bus.subscribe("t", lambda m, sender: got["c"].append((sender, m["i"])))
+    a.bus.subscribe("t", lambda m, sender: pytest.fail("a node hears itself"))
+    for i in range(50):
+        a.bus.publish("t", {"i": i}, ["b"] if i % 2 else None)
+    await until(lambda: len(got["b"]) == 50 and len(got["c"]) == 25, what="messages")
+    assert got["b"] == [("a", i) for i in range(50)]
+    assert got["c"] == [("a", i) for i in range(0, 50, 2)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_going_away_is_reported_and_the_node_rejoins(make_node, tmp_path):
+    redis = PrivateRedis(tmp_path).start()
+    try:
+        a, b = make_node("a", redis.url), make_node("b", redis.url)
+        await joined(a, b)
+        a.presence.arrived(3, "uttt")
+        await until(lambda: b.presence.is_online(3))
+        assert a.problem() is None
+        redis.stop()
+        await until(lambda: a.problem() is not None and b.problem() is not None,
+                    what="the outage noticed")
+        assert "redis" in a.problem()
+        # a's players keep playing meanwhile; their changes are kept for the rejoin
+        a.presence.arrived(4, "rooms")
+        a.presence.left(3, "uttt")
+        assert a.presence.is_online(4) and not a.presence.is_online(3)
+        redis.start()  # an empty Redis: everything is written again
+        await joined(a, b)
+        await until(lambda: b.presence.is_online(4, "rooms") and not b.presence.is_online(3),
+                    what="b sees a's players after the rejoin", timeout=30)
+        assert a.problem() is None and b.problem() is None
+    finally:
+        redis.stop()
