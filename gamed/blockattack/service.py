@@ -22,6 +22,7 @@ from gamed.blockattack import messages, rules
 from gamed.blockattack.messages import encode
 from gamed.blockattack.settings import BlockattackSettings
 from gamed.core.accounts import AuthError, check_name
+from gamed.core.live import GameMonitor
 from gamed.core.recording import record_with_retries
 from gamed.core.services import SequentialMultiService
 from gamed.store.accounts import iso
@@ -555,4 +556,6 @@ def make_service(core) -> service.IService:
         listener.setServiceParent(top)
     game.setServiceParent(top)
     top.game = game
+    core.live.register(GAME, GameMonitor(count=lambda: sum(
+        1 for g in game.games.values() if not g.duel.finished)))
     return top

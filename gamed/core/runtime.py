@@ -15,6 +15,7 @@ from gamed.core.channel import HandlerFactory
 from gamed.core.config import GamedConfig
 from gamed.core.endpoints import UdpService, stream_service
 from gamed.core.lines import JsonLinesFactory
+from gamed.core.live import Live
 from gamed.core.metrics import Metrics
 from gamed.core.settings import StreamLimits
 from gamed.core.transport import StreamEndpoint
@@ -40,6 +41,8 @@ class Core:
     cluster: Cluster = attrs.Factory(LocalCluster)
     #: stream endpoints by (service, transport), for tests and the drain
     endpoints: dict = attrs.Factory(dict)
+    #: what each game runs now (matches, connections by account): web pages, /admin
+    live: Live = attrs.Factory(Live)
 
     def stream_listeners(self, service_name: str, endpoint: str,
                          handler_factory: HandlerFactory, limits: StreamLimits,

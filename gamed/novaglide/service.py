@@ -24,6 +24,7 @@ from twisted.logger import Logger
 
 from gamed.core.accounts import AuthError
 from gamed.core.channel import ConnectionHandler, encode
+from gamed.core.live import GameMonitor, RunningMatch, UnknownMatch
 from gamed.core.recording import record_with_retries
 from gamed.novaglide import rules
 from gamed.novaglide.matchmaking import Queue
@@ -341,6 +342,21 @@ class NovaglideGame(service.Service):
                      match_id=match.id)
         return match
 
+    def abort_match(self, match_id: str) -> defer.Deferred:
+        """The operator ends a running match: recorded as aborted (no rating change)."""
+        for match in self.matches:
+            if str(match.id) == match_id:
+                return self.end_match(match, reason="aborted")
+        raise UnknownMatch("no running novaglide match %s" % match_id)
+
+    def disconnect(self, account_id: int) -> int:
+        """Close the account's connection (the operator banned it)."""
+        connection = self.online.get(account_id)
+        if connection is None:
+            return 0
+        connection.channel.close("disconnected by the operator")
+        return 1
+
     def disconnected(self, connection: "NovaConnection") -> None:
         account = connection.account
         if account is None:
@@ -558,6 +574,10 @@ def make_service(core, clock=None) -> service.IService:
     game = NovaglideGame(core, clock)
     game.setServiceParent(top)
     top.game = game
+    core.live.register(GAME, GameMonitor(
+        count=lambda: len(game.matches),
+        running=lambda: [RunningMatch(GAME, str(m.id), tuple(m.names)) for m in game.matches],
+        end_match=game.abort_match, disconnect=game.disconnect))
     listener = core.stream_listeners(GAME, settings.listen, lambda: NovaConnection(game),
                                      settings)
     if listener is not None:

@@ -18,6 +18,7 @@ from twisted.application import service
 from twisted.logger import Logger
 
 from gamed.core.channel import BadFrame, ConnectionHandler, PreparedText, encode
+from gamed.core.live import GameMonitor
 from gamed.rooms.messages import (BadRequest, connection_type_of, error, invite_of,
                                   is_blank, login_details, refusal, request_id_of, response,
                                   sender_prefix, with_sender)
@@ -364,6 +365,7 @@ def make_service(core) -> service.IService:
     top = service.MultiService()
     rooms = RoomsService(settings, core.metrics)
     rooms.setServiceParent(top)
+    core.live.register("rooms", GameMonitor(count=lambda: len(rooms.lobby.rooms)))
     for listener in (
             core.stream_listeners("rooms", settings.websocket, rooms.handler, settings,
                                   websocket=True),

@@ -215,6 +215,41 @@ def _newest_matches(game: Optional[str], player_id: Optional[int],
     return "".join(conditions), args
 
 
+def leaderboard_txn(cur: Cursor, game: str, limit: int, offset: int) -> list:
+    rows = cur.execute(
+        "SELECT r.account_id, a.name, r.rating, r.wins, r.losses, r.draws"
+        " FROM ratings r JOIN accounts a ON a.id = r.account_id"
+        " WHERE r.game = ? ORDER BY r.rating DESC, r.account_id LIMIT ? OFFSET ?",
+        (game, limit, offset)).fetchall()
+    return [LeaderboardRow(offset + i + 1, row[0], row[1], float(row[2]), row[3],
+                           row[4], row[5]) for i, row in enumerate(rows)]
+
+
+_MATCH = ("SELECT m.id, m.game, m.started_at, m.ended_at, m.reason, m.ranked, m.details"
+          " FROM matches m")
+
+
+def _match_dict(cur: Cursor, row) -> dict:
+    players = [
+        {"name": p[0], "outcome": p[1], "score": p[2], "rating_before": p[3],
+         "rating_after": p[4]}
+        for p in cur.execute(
+            "SELECT a.name, mp.outcome, mp.score, mp.rating_before, mp.rating_after"
+            " FROM match_players mp JOIN accounts a ON a.id = mp.account_id"
+            " WHERE mp.match_id = ? ORDER BY mp.seat", (row[0],)).fetchall()]
+    return {"id": row[0], "game": row[1], "started_at": row[2], "ended_at": row[3],
+            "reason": row[4], "ranked": bool(row[5]), "details": json.loads(row[6] or "{}"),
+            "players": players}
+
+
+def matches_txn(cur: Cursor, game: Optional[str], player_id: Optional[int], limit: int,
+                before_id: Optional[int]) -> list:
+    conditions, args = _newest_matches(game, player_id, before_id)
+    return [_match_dict(cur, row) for row in cur.execute(
+        _MATCH + " WHERE 1 = 1" + conditions + " ORDER BY m.id DESC LIMIT ?",
+        [*args, limit]).fetchall()]
+
+
 def _points(outcome: str) -> float:
     return {"win": 1.0, "loss": 0.0, "draw": 0.5}[outcome]
 
@@ -251,16 +286,8 @@ class RatingStore:
                                              self._now_iso())
 
     def leaderboard(self, game: str, limit: int = 10, offset: int = 0) -> defer.Deferred:
-        def top(cur: Cursor):
-            rows = cur.execute(
-                "SELECT r.account_id, a.name, r.rating, r.wins, r.losses, r.draws"
-                " FROM ratings r JOIN accounts a ON a.id = r.account_id"
-                " WHERE r.game = ? ORDER BY r.rating DESC, r.account_id LIMIT ? OFFSET ?",
-                (game, limit, offset)).fetchall()
-            return [LeaderboardRow(offset + i + 1, row[0], row[1], float(row[2]), row[3],
-                                   row[4], row[5]) for i, row in enumerate(rows)]
-
-        return self.database.run_interaction("leaderboard", top)
+        return self.database.run_interaction("leaderboard", leaderboard_txn, game, limit,
+                                             offset)
 
     def rank(self, account_id: int, game: str) -> defer.Deferred:
         def rank(cur: Cursor):
@@ -308,24 +335,37 @@ class RatingStore:
     def matches(self, game: Optional[str] = None, player_id: Optional[int] = None,
                 limit: int = 20, before_id: Optional[int] = None) -> defer.Deferred:
         """Recent matches (newest first) with their players, for the API and gamectl."""
+        return self.database.run_interaction("list_matches", matches_txn, game, player_id,
+                                             limit, before_id)
 
-        def matches(cur: Cursor):
-            sql = "SELECT m.id, m.game, m.started_at, m.ended_at, m.reason, m.ranked, m.details" \
-                  " FROM matches m WHERE 1 = 1"
-            conditions, args = _newest_matches(game, player_id, before_id)
-            out = []
-            for row in cur.execute(sql + conditions + " ORDER BY m.id DESC LIMIT ?",
-                                   [*args, limit]).fetchall():
-                players = [
-                    {"name": p[0], "outcome": p[1], "score": p[2], "rating_before": p[3],
-                     "rating_after": p[4]}
-                    for p in cur.execute(
-                        "SELECT a.name, mp.outcome, mp.score, mp.rating_before, mp.rating_after"
-                        " FROM match_players mp JOIN accounts a ON a.id = mp.account_id"
-                        " WHERE mp.match_id = ? ORDER BY mp.seat", (row[0],)).fetchall()]
-                out.append({"id": row[0], "game": row[1], "started_at": row[2],
-                            "ended_at": row[3], "reason": row[4], "ranked": bool(row[5]),
-                            "details": json.loads(row[6] or "{}"), "players": players})
-            return out
+    def match(self, match_id: int) -> defer.Deferred:
+        """One finished match as `matches` lists it, or None."""
+        def match(cur: Cursor):
+            row = cur.execute(_MATCH + " WHERE m.id = ?", (match_id,)).fetchone()
+            return _match_dict(cur, row) if row else None
 
-        return self.database.run_interaction("list_matches", matches)
+        return self.database.run_interaction("get_match", match)
+
+    def rating_points(self, account_id: int, limit: int = 200) -> defer.Deferred:
+        """The account's ratings after its last `limit` ranked matches, oldest first:
+        [(match_id, game, ended_at, rating_after)] (match_players_account index)."""
+        def points(cur: Cursor):
+            rows = cur.execute(
+                "SELECT m.id, m.game, m.ended_at, mp.rating_after FROM match_players mp"
+                " JOIN matches m ON m.id = mp.match_id WHERE mp.account_id = ? AND m.ranked = 1"
+                " ORDER BY mp.match_id DESC LIMIT ?", (account_id, limit)).fetchall()
+            return [(r[0], r[1], r[2], float(r[3])) for r in reversed(rows)
+                    if r[3] is not None]
+
+        return self.database.run_interaction("rating_points", points)
+
+    def front_page(self, games, top: int = 5, recent: int = 10) -> defer.Deferred:
+        """In one transaction: the top of each game's leaderboard, how many players each
+        has, and the newest matches -> ({game: [LeaderboardRow]}, {game: count}, [match])."""
+        def front(cur: Cursor):
+            boards = {game: leaderboard_txn(cur, game, top, 0) for game in games}
+            counts = {game: cur.scalar("SELECT COUNT(*) FROM ratings WHERE game = ?", (game,))
+                      for game in games}
+            return boards, counts, matches_txn(cur, None, None, recent, None)
+
+        return self.database.run_interaction("front_page", front)

@@ -22,6 +22,7 @@ from twisted.python import failure
 
 from gamed.core.accounts import AuthError
 from gamed.core.channel import ConnectionHandler, encode
+from gamed.core.live import GameMonitor, RunningMatch, UnknownMatch
 from gamed.store.accounts import iso
 from gamed.store.ratings import MatchPlayer, MatchResult
 from gamed.store.uttt import GAME, MatchClosed, MoveMade, NewMatch, UtttStore
@@ -276,6 +277,34 @@ class UtttGame(service.Service):
 
     def online(self, account_id: int) -> bool:
         return account_id in self.connections
+
+    # -- what the web pages and the operator console see -----------------------------------
+
+    def monitor(self) -> GameMonitor:
+        return GameMonitor(count=lambda: len(self.matches), running=self.running_matches,
+                           end_match=self.cancel_match, disconnect=self.disconnect)
+
+    def running_matches(self) -> list:
+        return [RunningMatch(GAME, match.key, (match.player_a.name, match.player_b.name),
+                             match.created_at)
+                for match in sorted(self.matches.values(), key=lambda m: -m.id)]
+
+    def cancel_match(self, match_key: str) -> defer.Deferred:
+        """The operator ends an open match: cancelled, unrated, both players told."""
+        match = self.matches.get(int(match_key)) if match_key.isdigit() else None
+        if match is None:
+            raise UnknownMatch("no open uttt match %s" % match_key)
+        if match.pending:
+            raise UnknownMatch("uttt match %s is being saved; try again" % match_key)
+        match.pending = True
+        self._cancel_deadline(match)
+        return self._close(match, rules.EMPTY, False, rules.CANCELLED)
+
+    def disconnect(self, account_id: int) -> int:
+        connections = list(self.connections.get(account_id, ()))
+        for connection in connections:
+            connection.channel.close("disconnected by the operator")
+        return len(connections)
 
     def send_to(self, account_id: int, text: str) -> None:
         for connection in self.connections.get(account_id, ()):
@@ -914,6 +943,7 @@ def make_service(core, clock=None, tuning: Optional[Tuning] = None) -> service.I
     game = UtttGame(core, UtttStore(core.database), clock, tuning)
     game.setServiceParent(top)
     top.game = game
+    core.live.register(GAME, game.monitor())
 
     def handler():
         return UtttConnection(game)

@@ -1,4 +1,4 @@
-"""HTTP resources: /healthz, /metrics and the JSON API root."""
+"""HTTP resources: /healthz, /metrics, the JSON API root and the site's tree of pages."""
 
 from __future__ import annotations
 
@@ -109,22 +109,35 @@ class MetricsPage(resource.Resource):
 
 
 class Root(resource.Resource):
+    """/ is the games page; the other pages, the JSON API, health and metrics below it."""
+
     def __init__(self, core):
         super().__init__()
+        from gamed.web import pages
+        from gamed.web.api import Api
+        from gamed.web.render import make_environment
+        from gamed.web.static_files import StaticFiles
+
         self.core = core
+        env = make_environment()
+        self.home = pages.Home(core, env)
         self.putChild(b"healthz", Health(core))
         self.putChild(b"metrics", MetricsPage(core.metrics))
-        from gamed.web.api import Api
-
-        self.putChild(b"api", Api(core))
+        api = Api(core)
+        api.putChild(b"live", pages.LiveCounts(core))
+        self.putChild(b"api", api)
+        self.putChild(b"static", StaticFiles())
+        self.putChild(b"leaderboard", pages.Leaderboard(core, env))
+        self.putChild(b"players", pages.PlayerSearch(core, env))
+        self.putChild(b"matches", pages.MatchPage(core, env))
 
     def getChild(self, path, request):
+        if path == b"":
+            return self.home
         return NotFound()
 
     def render_GET(self, request):
-        return json_body(request, 200, {"service": "gamed", "endpoints": [
-            "/healthz", "/metrics", "/api/leaderboard/{game}", "/api/players/{name}",
-            "/api/matches"]})
+        return self.home.render_GET(request)
 
 
 def make_site(core) -> server.Site:

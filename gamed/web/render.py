@@ -1,0 +1,172 @@
+"""HTML pages: the Jinja2 environment (autoescaped: every name a player chose is escaped)
+and `Page`, the resource base class that renders a template from an async `page()`."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Optional
+
+import attrs
+import jinja2
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web import resource, server
+
+log = Logger(namespace="gamed.web")
+
+GAME_TITLES = {"novaglide": "Novaglide", "blockattack": "Block Attack",
+               "uttt": "Ultimate tic-tac-toe", "rooms": "Rooms"}
+
+
+def when(value) -> str:
+    """ISO-8601 text or epoch seconds -> 'YYYY-MM-DD HH:MM' (UTC); '' for None."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, (int, float)):
+        value = datetime.datetime.fromtimestamp(value, datetime.timezone.utc).isoformat()
+    return str(value).replace("T", " ")[:16]
+
+
+def rating(value) -> str:
+    return "" if value is None else "%.0f" % value
+
+
+def signed(value) -> str:
+    if value is None:
+        return ""
+    return "%+.1f" % value if abs(value) >= 0.05 else "±0"
+
+
+def score(value) -> str:
+    return "" if value is None else "%g" % value
+
+
+def make_environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("gamed.web", "templates"),
+        autoescape=True, trim_blocks=True, lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined)
+    env.filters.update(when=when, rating=rating, signed=signed, score=score)
+    env.globals.update(game_titles=GAME_TITLES)
+    return env
+
+
+@attrs.frozen
+class Html:
+    """What a page answers: a template and its values (or a redirect)."""
+
+    template: str
+    values: dict = attrs.Factory(dict)
+    status: int = 200
+    headers: dict = attrs.Factory(dict)
+
+
+@attrs.frozen
+class Redirect:
+    location: str
+    status: int = 303
+    headers: dict = attrs.Factory(dict)
+
+
+class PageError(Exception):
+    """A page that cannot be shown: its status and a message for the visitor."""
+
+    def __init__(self, status: int, title: str, message: str = ""):
+        super().__init__(message or title)
+        self.status = status
+        self.title = title
+        self.message = message
+
+
+def write_html(request, env: jinja2.Environment, answer, extra: Optional[dict] = None) -> None:
+    if request.finished or getattr(request, "_disconnected", False):
+        return
+    for name, value in answer.headers.items():
+        if name.lower() == "set-cookie":
+            for cookie in value:
+                request.responseHeaders.addRawHeader(b"set-cookie", cookie.encode("ascii"))
+        else:
+            request.setHeader(name.encode("ascii"), value.encode("ascii"))
+    request.setResponseCode(answer.status)
+    if isinstance(answer, Redirect):
+        request.setHeader(b"location", answer.location.encode("utf-8"))
+        request.finish()
+        return
+    values = dict(answer.values)
+    values.update(extra or {})
+    body = env.get_template(answer.template).render(**values).encode("utf-8")
+    request.setHeader(b"content-type", b"text/html; charset=utf-8")
+    request.setHeader(b"x-content-type-options", b"nosniff")
+    request.setHeader(b"referrer-policy", b"same-origin")
+    request.setHeader(b"content-security-policy",
+                      b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                      b"script-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'")
+    request.write(body)
+    request.finish()
+
+
+def error_html(error: PageError) -> Html:
+    return Html("error.html", {"title": error.title, "message": error.message},
+                status=error.status)
+
+
+class Page(resource.Resource):
+    """Runs `page(request, *path)` (a coroutine returning Html or Redirect) and writes it;
+    a PageError becomes an error page with its status, anything else a 500 page."""
+
+    isLeaf = True
+
+    def __init__(self, core, env: jinja2.Environment):
+        super().__init__()
+        self.core = core
+        self.env = env
+
+    async def page(self, request, *path):
+        raise NotImplementedError
+
+    def render_GET(self, request):
+        return self._answer(request, self.page)
+
+    def _answer(self, request, handler):
+        path = [p.decode("utf-8", "replace") for p in request.postpath if p]
+        d = defer.ensureDeferred(handler(request, *path))
+
+        def failed(failure):
+            if failure.check(PageError):
+                return error_html(failure.value)
+            log.failure("HTTP page {uri} failed", failure, uri=request.uri)
+            return error_html(PageError(500, "Something went wrong",
+                                        "The server failed to show this page."))
+
+        def write(answer):
+            write_html(request, self.env, answer, self.extra_values(request))
+
+        d.addErrback(failed).addCallback(write)
+        d.addErrback(lambda f: log.failure("writing page {uri} failed", f, uri=request.uri))
+        return server.NOT_DONE_YET
+
+    def extra_values(self, request) -> dict:
+        return {}
+
+
+def query_arg(request, name: str) -> Optional[str]:
+    raw = request.args.get(name.encode(), [None])[0]
+    if raw is None or raw == b"":
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PageError(400, "Bad request", "%s is not UTF-8" % name) from None
+
+
+def int_query(request, name: str, default: int, low: int, high: int) -> int:
+    text = query_arg(request, name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise PageError(400, "Bad request", "%s must be a whole number" % name) from None
+    if not low <= value <= high:
+        raise PageError(400, "Bad request", "%s must be between %d and %d" % (name, low, high))
+    return value
