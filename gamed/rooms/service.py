@@ -15,6 +15,7 @@ import secrets
 from typing import Optional
 
 from twisted.application import service
+from twisted.internet import task
 from twisted.logger import Logger
 
 from gamed.core.channel import BadFrame, ConnectionHandler, PreparedText, encode
@@ -31,13 +32,18 @@ log = Logger(namespace="gamed.rooms")
 #: reads event_room_start, so from then on it hears only the relay's words (`#...`)
 IN_GAME = (STARTING, RELAY)
 
+SERVER_CLOSING = "the server is shutting down: try again in a moment"
+
 
 class RoomsService(service.Service):
     name = "rooms"
 
     def __init__(self, settings: RoomsSettings, metrics=None,
-                 new_token=secrets.token_urlsafe):
+                 new_token=secrets.token_urlsafe, clock=None, drain_linger: float = 0.0):
         self.settings = settings
+        self.clock = clock
+        #: seconds a player in no room is kept open on shutdown (see stopService)
+        self.drain_linger = drain_linger if clock is not None else 0.0
         # invite codes: 12 random bytes = 96 bits, URL-safe
         self.lobby = Lobby(lambda: new_token(12), lambda: new_token(9), settings.max_players)
         self.connections: set = set()
@@ -59,11 +65,22 @@ class RoomsService(service.Service):
         return secrets.token_hex(6)
 
     def stopService(self):
-        """Drain: tell every player in its current phase's words, then close."""
+        """Drain: tell every player in its current phase's words, then close. A player in
+        no room (the real client's login form, the one screen where it shows a server's
+        reason) is kept open `drain_linger` seconds: a request it sends meanwhile, or had
+        on its way, is answered `result: "server_closing"` before the close."""
         service.Service.stopService(self)
         self.draining = True
-        for connection in list(self.connections):
-            connection.server_closing()
+        lingering = [connection for connection in list(self.connections)
+                     if connection.server_closing(self.drain_linger > 0)]
+        if not lingering:
+            return None
+
+        def close_the_rest():
+            for connection in lingering:
+                connection.channel.close("server shutdown")
+
+        return task.deferLater(self.clock, self.drain_linger, close_the_rest)
 
 
 class RoomsConnection(ConnectionHandler):
@@ -76,6 +93,8 @@ class RoomsConnection(ConnectionHandler):
         self.pending: list = []  # (sender id, PreparedText) queued until our ack
         #: dropped for a full queue, waiting for the transport to report the close
         self.dropped = False
+        #: told the server is shutting down, kept open for the drain's linger
+        self.closing = False
         # the relay's targets, rebuilt when the room changes: (room, room.changes)
         self._targets_of = None
         self._sends: list = []
@@ -104,13 +123,19 @@ class RoomsConnection(ConnectionHandler):
             self.leave_room(reason or "disconnected")
         self.player = None
 
-    def server_closing(self):
+    def server_closing(self, linger: bool) -> bool:
+        """Tell this player the server is going; True if the connection is kept open for
+        the drain's linger (a player in no room), else it is closed now."""
         player = self.player
         if player is not None and player.phase in IN_GAME:
-            self.control({"type": "server_closing", "reason": "the server is shutting down"})
+            self.control({"type": "server_closing", "reason": SERVER_CLOSING})
         else:
-            self.send_event("event_server_closing", reason="the server is shutting down")
+            self.send_event("event_server_closing", reason=SERVER_CLOSING)
+        if linger and (player is None or player.room is None):
+            self.closing = True
+            return True
         self.channel.close("server shutdown")
+        return False
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -189,6 +214,10 @@ class RoomsConnection(ConnectionHandler):
         if request_id is None:
             self.fail(message, "missing_id",
                       "a request needs an id (a number or a string) to be answered")
+            return
+        if self.closing:
+            self.refuse_request(kind, request_id, "server_closing", SERVER_CLOSING)
+            self.channel.close("server shutdown")
             return
         if self.player is None and kind != "login":
             self.refuse_request(kind, request_id, "not_logged_in", "log in first")
@@ -363,7 +392,10 @@ class RoomsConnection(ConnectionHandler):
 def make_service(core) -> service.IService:
     settings: RoomsSettings = core.config.rooms
     top = service.MultiService()
-    rooms = RoomsService(settings, core.metrics)
+    # the linger ends within the daemon's grace period
+    rooms = RoomsService(settings, core.metrics, clock=core.reactor,
+                         drain_linger=min(settings.drain_linger,
+                                          core.config.shutdown.grace_period))
     rooms.setServiceParent(top)
     core.live.register("rooms", GameMonitor(count=lambda: len(rooms.lobby.rooms)))
     for listener in (

@@ -15,6 +15,10 @@ class RoomsSettings(StreamLimits):
     max_players: int = 8
     #: relay frames queued between event_room_start and the ack before the client is dropped
     max_queued_frames: int = 64
+    #: on shutdown, seconds a player in no room (a login screen) is kept open so that a
+    #: request on its way is answered with result "server_closing" (0 = close at once;
+    #: at most [shutdown] grace_period)
+    drain_linger: float = 2.0
     #: token bucket per connection: relayed games send many small frames
     rate: float = 1000.0
     burst: int = 2000

@@ -600,3 +600,31 @@ def test_drain_speaks_the_relays_words_to_a_player_told_to_start():
     for c in (a, b):
         assert c.channel.texts[0].startswith('#{"type":"server_closing"')
         assert c.channel.closed
+
+
+def test_drain_keeps_a_player_in_no_room_a_moment_to_answer_its_request():
+    """The login form is the one screen where the real client shows a server's reason:
+    a request sent (or on its way) during the drain's linger gets result server_closing."""
+    from twisted.internet import task
+
+    clock = task.Clock()
+    counter = itertools.count()
+    rooms = RoomsService(RoomsSettings(), new_token=lambda n: "tok%d" % next(counter),
+                         clock=clock, drain_linger=2.0)
+    (a, b), _ = room_of(rooms, "ann", "ben")
+    refused_join = Client(rooms, "cid")
+    silent = Client(rooms)
+    stopped = rooms.stopService()
+    fired = []
+    stopped.addCallback(fired.append)
+    assert a.channel.closed and b.channel.closed  # in a room: closed at once
+    for c in (refused_join, silent):
+        [event] = c.take()
+        assert event["type"] == "event_server_closing" and not c.channel.closed
+    assert refused(refused_join.request("room_join", inviteId="tok0"), "room_join",
+                   "server_closing", refused_join.n)
+    assert refused_join.channel.closed and not silent.channel.closed
+    clock.advance(1.9)
+    assert not silent.channel.closed and fired == []
+    clock.advance(0.1)
+    assert silent.channel.closed and fired == [None]

@@ -453,3 +453,64 @@ async def test_a_listening_relay_player_is_not_idle_and_a_blank_frame_keeps_a_qu
     finally:
         for port in ports.values():
             await port.stopListening()
+
+
+@pytest.mark.parametrize("transport", ["lines", "websocket"])
+@pytest_twisted.ensureDeferred
+async def test_shutdown_reaches_each_player_in_the_words_of_its_screen(transport):
+    """A player in a room or a game is told and closed at once; one on the login form
+    is told, and its request during the linger is answered with result server_closing."""
+    clock = task.Clock()
+    settings = RoomsSettings()
+    metrics = Metrics()
+    rooms = RoomsService(settings, metrics, clock=clock, drain_linger=2.0)
+    endpoint = StreamEndpoint("rooms", transport, rooms.handler, settings, reactor,
+                              metrics.service("rooms"))
+    make = {"lines": JsonLinesFactory, "websocket": websocket_factory}[transport]
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(make(endpoint))
+    ports = {transport: port}
+    try:
+        def setup():
+            ann, ben, cid, form = (client_on(ports, transport) for _ in range(4))
+            for n, c in enumerate((ann, ben, cid, form)):
+                assert ask(c, {"id": 0, "type": "login",
+                               "details": {"username": "p%d" % n}})["result"] == "ok"
+            invite = ask(ann, {"id": 1, "type": "room_create"})["inviteId"]
+            ask(cid, {"id": 1, "type": "room_join", "inviteId": invite})
+            ask(ben, {"id": 1, "type": "room_create"})  # ben: in a room of his own
+            ann.send_text(json.dumps({"id": 2, "type": "room_start",
+                                      "connectionType": "server_broadcast"}))
+            for c in (ann, cid):
+                event = None
+                while event is None or event.get("type") != "event_room_start":
+                    event = json.loads(c.recv_text())
+            ann.send_text(json.dumps({"id": 3, "type": "event_room_start_ack",
+                                      "requestId": event["id"]}))
+            return ann, ben, cid, form
+
+        ann, ben, cid, form = await threads.deferToThread(setup)
+        for _ in range(500):
+            if any(c.player.phase == "relay" for c in rooms.connections):
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        stopped = rooms.stopService()  # ann relays, cid was told to start, ben is in a room
+
+        def after():
+            told = {name: closed_after(c) for name, c in (("ann", ann), ("ben", ben),
+                                                          ("cid", cid))}
+            first = json.loads(form.recv_text())
+            reply = ask(form, {"id": 5, "type": "room_create"})
+            return told, first, reply, closed_after(form)
+
+        told, first, reply, rest = await threads.deferToThread(after)
+        assert json.loads(told["ann"][-1][1:])["type"] == "server_closing"
+        assert json.loads(told["cid"][-1][1:])["type"] == "server_closing"
+        assert json.loads(told["ben"][-1])["type"] == "event_server_closing"
+        assert first["type"] == "event_server_closing"
+        assert reply["type"] == "room_create_response" and reply["requestId"] == 5
+        assert reply["result"] == "server_closing" and reply["errorMessage"]
+        assert rest == []  # closed right after the answer
+        clock.advance(2)
+        await stopped
+    finally:
+        await port.stopListening()
