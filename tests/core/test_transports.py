@@ -148,6 +148,33 @@ def test_lines_idle_timeout_closes_quiet_connections_only():
     assert replies(transport)[-1]["error"] == "idle_timeout"
 
 
+def test_a_handler_that_vouches_for_a_quiet_connection_restarts_its_idle_timeout():
+    class Vouching(EchoHandler):
+        answers = [True, True, False]
+        asked = []
+
+        def kept_alive(self):
+            Vouching.asked.append(clock.seconds())
+            return Vouching.answers.pop(0)
+
+    clock = task.Clock()
+    endpoint = StreamEndpoint("test", "lines", Vouching, StreamLimits(idle_timeout=10),
+                              clock, Metrics().service("test"))
+    proto = JsonLinesFactory(endpoint).buildProtocol(None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    clock.advance(5)
+    proto.dataReceived(b'{"x": 1}\n')
+    clock.advance(5)  # not quiet long enough: the handler is not asked
+    assert Vouching.asked == []
+    clock.advance(5)  # 10 s quiet: asked, vouches; then 10 s more, vouches again
+    clock.advance(10)
+    assert Vouching.asked == [15, 25] and not transport.disconnecting
+    clock.advance(10)  # the third time it does not: closed as idle
+    assert Vouching.asked == [15, 25, 35] and transport.disconnecting
+    assert replies(transport)[-1]["error"] == "idle_timeout"
+
+
 def test_lines_max_connections_refuses_politely():
     endpoint = make_endpoint("lines", task.Clock(), max_connections=1)
     factory = JsonLinesFactory(endpoint)
