@@ -89,6 +89,8 @@ class NovaglideGame(service.Service):
         self.queue = Queue(self.settings.match_window, self.settings.match_window_widen,
                            self.settings.match_window_max)
         self.online: dict = {}  # account id -> NovaConnection
+        # a login on another node of the cluster takes the account's session over
+        core.presence.on_taken_over(GAME, self.taken_over)
         self.matches: list = []
         self.match_of: dict = {}  # account id -> Match
         self.match_ids = itertools.count(1)
@@ -331,6 +333,7 @@ class NovaglideGame(service.Service):
             previous.channel.close("replaced")
             self.queue.remove(account.id)  # the new client queues for itself if it wants
         self.online[account.id] = connection
+        self.core.presence.take_over(GAME, account.id)  # the session on another node ends
         if previous is None:  # a takeover keeps the one presence the account has here
             self.core.presence.arrived(account.id, GAME)
         match = self.match_of.get(account.id)
@@ -356,6 +359,16 @@ class NovaglideGame(service.Service):
             return 0
         connection.channel.close("disconnected by the operator")
         return 1
+
+    def taken_over(self, account_id: int) -> None:
+        """The account logged in on another node: its connection here ends, as a second
+        login here would end it (its match goes on without it until it comes back)."""
+        previous = self.online.get(account_id)
+        if previous is None:
+            return
+        previous.send("change_of_status", ["offline", "logged in from another connection",
+                                           account_id])
+        previous.channel.close("replaced")
 
     def disconnected(self, connection: "NovaConnection") -> None:
         account = connection.account

@@ -89,3 +89,29 @@ def test_sqlite_is_refused_in_a_cluster_with_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "gamed: cluster.redis_url: a cluster needs a postgresql:// database (the nodes "
         "share it); SQLite serves one node alone"], result.stderr
+
+
+def novaglide_login(daemon, name):
+    client = Lines(daemon.ports["novaglide"])
+    client.send({"time": "2026-12-02T10:00:00", "sender": "unknown", "flag": "log_in_data",
+                 "data": [name, "pw-" + name]})
+    reply = client.wait_for(lambda m: m.get("flag") == "change_of_status")
+    assert reply["data"][0] == "online", reply
+    return client
+
+
+def test_a_second_login_on_another_node_takes_the_session_over(start_node):
+    a, b = start_node("a"), start_node("b")
+    first = novaglide_login(a, "cara_cl")
+    wait_for(lambda: get(b, "/api/players/cara_cl")[1]["online"], "b sees cara")
+    second = novaglide_login(b, "cara_cl")
+    told = first.wait_for(lambda m: m.get("flag") == "change_of_status")
+    assert told["data"][:2] == ["offline", "logged in from another connection"]
+    try:
+        first.recv()
+        raise AssertionError("the first connection stays open")
+    except (EOFError, ConnectionError):
+        pass
+    # still online (on b) as a's own session ended
+    wait_for(lambda: get(a, "/api/players/cara_cl")[1]["playing"] == ["novaglide"], "on b")
+    second.close()
