@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from gamed.core.testing import FakeChannel, connect
 from gamed.uttt import rules
-from gamed.uttt.service import UtttConnection, UtttGame
+from gamed.uttt.connection import UtttConnection
+from gamed.uttt.game import UtttGame
 
 from .fakes import FakeStore, fake_core
 

@@ -7,7 +7,7 @@ from gamed.uttt import rules
 from gamed.uttt.messages import (BadRequest, EloUpdate, LastMove, LoginResponse, MatchState,
                                  MatchUpdate, MoveRequest, failure, frame, parse_request,
                                  player_name)
-from gamed.uttt.service import state_view
+from gamed.uttt.live import state_view
 
 
 def test_requests_are_structured_with_coordinates_and_ids_as_strings_or_numbers():

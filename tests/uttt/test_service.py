@@ -12,7 +12,9 @@ from twisted.internet import defer, reactor, task
 from gamed.core.testing import FakeChannel, connect
 from gamed.store.uttt import UtttStore
 from gamed.uttt import rules
-from gamed.uttt.service import Tuning, UtttConnection, UtttGame
+from gamed.uttt.connection import UtttConnection
+from gamed.uttt.game import UtttGame
+from gamed.uttt.live import Tuning
 
 WEEK = 7 * 24 * 3600.0
 # player_a wins the top row of sub-boards; no move is ever sent to a decided sub-board

@@ -18,7 +18,8 @@ from gamed.core.settings import StreamLimits
 from gamed.core.transport import StreamEndpoint
 from gamed.core.websocket import websocket_factory
 from gamed.store.uttt import UtttStore
-from gamed.uttt.service import UtttConnection, UtttGame
+from gamed.uttt.connection import UtttConnection
+from gamed.uttt.game import UtttGame
 
 from .test_service import WINNING_GAME
 
