@@ -89,6 +89,9 @@ class MatchQueue(Protocol):
     def take(self, game: str, keys: Iterable[str]) -> defer.Deferred:
         """{key: entry} when every key was waiting (they are removed), else None."""
 
+    def on_taken(self, game: str, callback: Callable[[str], None]) -> None:
+        """callback(key) on the node that queued an entry when another node takes it."""
+
 
 class Cluster(Protocol):
     node: str

@@ -113,6 +113,9 @@ class LocalQueue:
             return defer.succeed(None)
         return defer.succeed({key: waiting.pop(key) for key in keys})
 
+    def on_taken(self, game: str, callback: Callable[[str], None]) -> None:
+        """One node: whoever takes an entry is the node that queued it."""
+
 
 class LocalCluster(service.Service):
     """A cluster of one node: what `[cluster] redis_url = ""` runs."""

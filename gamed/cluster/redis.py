@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Callable, Iterable, Optional
+from typing import Iterable, Optional
 
 from twisted.application import service
 from twisted.internet import defer, task
@@ -200,13 +200,16 @@ class RedisQueue:
     def __init__(self, cluster: "RedisCluster"):
         self.cluster = cluster
         self.mine: dict[str, dict[str, dict]] = {}  # this node's entries, to write again
+        self.taken_callbacks: dict[str, list] = {}
 
     def _key(self, game: str) -> str:
         return self.cluster.key("queue", game)
 
     def join(self, game: str, key: str, entry: dict) -> defer.Deferred:
-        entry = dict(entry, node=self.cluster.node)
-        self.mine.setdefault(game, {})[key] = entry
+        entry = dict(entry)
+        entry.setdefault("node", self.cluster.node)  # set when one waits again elsewhere
+        if entry["node"] == self.cluster.node:
+            self.mine.setdefault(game, {})[key] = entry
         return self.cluster.link.call("HSET", self._key(game), key, json.dumps(entry))
 
     def leave(self, game: str, key: str) -> defer.Deferred:
@@ -239,9 +242,15 @@ class RedisQueue:
         return self.cluster.link.call("EVAL", TAKE_SCRIPT, 1, self._key(game),
                                       *keys).addCallback(taken)
 
+    def on_taken(self, game: str, callback) -> None:
+        self.taken_callbacks.setdefault(game, []).append(callback)
+
     def taken_here(self, message: dict, sender: str) -> None:
+        game = message.get("g")
         for key in message.get("k", ()):
-            self.mine.get(message.get("g"), {}).pop(key, None)
+            self.mine.get(game, {}).pop(key, None)
+            for callback in self.taken_callbacks.get(game, ()):
+                callback(key)
 
     @defer.inlineCallbacks
     def rejoin(self):

@@ -230,6 +230,14 @@ class UtttStore:
             "uttt_open_matches", lambda cur: [_stored(row) for row in cur.execute(
                 "SELECT " + _MATCH_COLUMNS + " WHERE m.is_open = 1 ORDER BY m.id").fetchall()])
 
+    def open_matches_of(self, account_id: int) -> defer.Deferred:
+        """The account's open matches (a cluster node reads them at each login)."""
+        return self.database.run_interaction(
+            "uttt_open_matches_of", lambda cur: [_stored(row) for row in cur.execute(
+                "SELECT " + _MATCH_COLUMNS + " WHERE m.is_open = 1 AND"
+                " (m.player_a = ? OR m.player_b = ?) ORDER BY m.id",
+                (account_id, account_id)).fetchall()])
+
     def get_match(self, match_id: int) -> defer.Deferred:
         return self.database.run_interaction(
             "uttt_get_match", lambda cur: next(

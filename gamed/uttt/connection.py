@@ -207,6 +207,7 @@ class UtttConnection(ConnectionHandler):
         else:
             friends = yield game.friends_update(self.player.id)
             self.send(friends)
+        yield game.refresh(self.player.id)
         for match in game.matches_of(self.player.id):
             self.channel.send_text(game.update_text(match))
         finished = yield game.store.take_unseen_results(self.player.id,
@@ -229,7 +230,7 @@ class UtttConnection(ConnectionHandler):
             self._check_room(me, "you")
             if me.id in game.waiting:
                 raise BadRequest("already_waiting", "you are already waiting for an opponent")
-            opponent = game.seek(self, me)
+            opponent = yield game.seek(self, me)
             if opponent is None:
                 self.send(frame(Response(True, "waiting for an opponent"),
                                 "match_request_response"))
@@ -282,8 +283,10 @@ class UtttConnection(ConnectionHandler):
                                                 "end_match_response")))
         return d
 
+    @defer.inlineCallbacks
     def on_match_states_request(self, request):
         game = self.game
+        yield game.refresh(self.player.id)
         for match in game.matches_of(self.player.id):
             self.channel.send_text(game.update_text(match))
 

@@ -19,7 +19,7 @@ from gamed.core.channel import encode
 from gamed.core.live import GameMonitor, RunningMatch, UnknownMatch
 from gamed.store.accounts import iso
 from gamed.store.ratings import MatchPlayer, MatchResult
-from gamed.store.uttt import GAME, MatchClosed, MoveMade, NewMatch, UtttStore
+from gamed.store.uttt import GAME, MatchClosed, MoveMade, NewMatch, StaleMatch, UtttStore
 from gamed.uttt import matchmaking, rules
 from gamed.uttt.commit import GroupCommit
 from gamed.uttt.live import LiveMatch, Player, Tuning, revoke_time, state_view
@@ -51,13 +51,19 @@ class UtttGame(service.Service):
         self.ratings = core.ratings
         self.friends = core.friends
         self.presence = core.presence
+        # the other nodes of the cluster (none on one node: publishing reaches nobody)
+        cluster = core.cluster
+        self.clustered = cluster.clustered
+        self.bus = cluster.bus
+        self.queue = cluster.queue
         # guest accounts changing hands right now, shared with the accounts service so a
         # registration and a temporary claim never take the same guest at once
         self.claiming: set = self.accounts.changing
         # a temporary player with open matches keeps its name (no registration takes it)
         self.accounts.guest_holds.append(
             lambda account_id: bool(self.open_count(account_id)) or account_id in self.claiming)
-        self.taken: dict = {}  # account id -> its waiting entry while its match is written
+        # account id -> (queue entry, connection here or None) while its match is written
+        self.taken: dict = {}
         self.window = matchmaking.Window(tuning.match_window, tuning.match_window_widen,
                                          tuning.match_window_max)
         self.connections: dict = {}  # account id -> set of UtttConnection
@@ -65,7 +71,7 @@ class UtttGame(service.Service):
         self.matches: dict = {}  # match id -> LiveMatch
         self.open_of: dict = {}  # account id -> set of match ids
         self.reserved: dict = {}  # account id -> matches being created
-        self.waiting: dict = {}  # account id -> (Seeker, UtttConnection)
+        self.waiting: dict = {}  # account id -> the connection here that queued it
         metrics = core.metrics
         self.moves_counter = metrics.counter("uttt_moves", "uttt moves committed")
         self.results_counter = metrics.counter("uttt_results", "uttt matches ended",
@@ -81,6 +87,10 @@ class UtttGame(service.Service):
         self._load_waiters: list = []
         self._pair_loop: Optional[task.LoopingCall] = None
         self.presence.watch(self._presence_changed)
+        self.bus.subscribe("uttt.send", self._remote_send)
+        self.bus.subscribe("uttt.match", self._remote_match)
+        self.bus.subscribe("uttt.friends", lambda m, sender: self._friends_changed(m["a"]))
+        self.queue.on_taken(GAME, lambda key: self.waiting.pop(int(key), None))
 
     # -- service -------------------------------------------------------------------------------
 
@@ -173,15 +183,17 @@ class UtttGame(service.Service):
         if conns is None or connection not in conns:
             return
         conns.discard(connection)
-        entry = self.waiting.get(player.id)
-        if entry is not None and (entry[1] is connection or not conns):
+        queued = self.waiting.get(player.id)
+        if queued is not None and (queued is connection or not conns):
             del self.waiting[player.id]
+            self.queue.leave(GAME, str(player.id)).addErrback(self._queue_failed)
         if not conns:
             del self.connections[player.id]
             self.players.pop(player.id, None)
         self.presence.left(player.id, GAME)
 
     def online(self, account_id: int) -> bool:
+        """Connected to this node."""
         return account_id in self.connections
 
     # -- what the web pages and the operator console see -----------------------------------
@@ -212,9 +224,24 @@ class UtttGame(service.Service):
             connection.channel.close("disconnected by the operator")
         return len(connections)
 
-    def send_to(self, account_id: int, text: str) -> None:
+    def anywhere(self, account_id: int) -> bool:
+        """Connected to any node of the cluster (to this one when alone)."""
+        return account_id in self.connections or (
+            self.clustered and self.presence.is_online(account_id, GAME))
+
+    def send_here(self, account_id: int, text: str) -> None:
         for connection in self.connections.get(account_id, ()):
             connection.channel.send_text(text)
+
+    def send_to(self, account_id: int, text: str) -> None:
+        """To every connection of the account, on this node and the others."""
+        self.send_here(account_id, text)
+        nodes = self.presence.nodes_of(account_id, GAME)
+        if nodes:
+            self.bus.publish("uttt.send", {"a": account_id, "x": text}, nodes)
+
+    def _remote_send(self, message: dict, sender: str) -> None:
+        self.send_here(message["a"], message["x"])
 
     def open_count(self, account_id: int) -> int:
         return len(self.open_of.get(account_id, ())) + self.reserved.get(account_id, 0)
@@ -241,9 +268,90 @@ class UtttGame(service.Service):
         return encode(frame(MatchUpdate(match.key, revoke_time(deadline), match.ranked, state)))
 
     def announce(self, match: LiveMatch) -> None:
+        """The committed state to both players, wherever they are; the other nodes also
+        refresh their copy of the match."""
         text = self.update_text(match)
         for player in match.players():
-            self.send_to(player.id, text)
+            self.send_here(player.id, text)
+        if self.clustered:
+            last = match.board.last_move
+            self.bus.publish("uttt.match", {
+                "id": match.id, "x": text, "r": match.ranked,
+                "a": [match.player_a.id, match.player_a.name, match.player_a.guest],
+                "b": [match.player_b.id, match.player_b.name, match.player_b.guest],
+                "c": match.board.encode_cells(), "l": last.encode() if last else None,
+                "at": match.created_at, "mt": match.last_move_at,
+                "end": list(match.result) if match.result else None})
+
+    def _remote_match(self, message: dict, sender: str) -> None:
+        """A match changed on another node (committed there): copy, then tell ours."""
+        match = self.matches.get(message["id"])
+        if message["end"] is not None:
+            if match is not None and not match.pending:
+                self._unregister(match)
+        else:
+            board = rules.decode_board(message["c"], message["l"])
+            if match is None:
+                match = LiveMatch(message["id"], self._player(*message["a"]),
+                                  self._player(*message["b"]), message["r"], board,
+                                  message["at"], message["mt"])
+                self._register(match)
+            elif not match.pending and board.moves >= match.board.moves:
+                match.board = board
+                match.last_move_at = message["mt"]
+                self._schedule_deadline(match)
+        for key in ("a", "b"):
+            self.send_here(message[key][0], message["x"])
+
+    def _player(self, account_id: int, name: str, guest: bool) -> Player:
+        return self.players.get(account_id) or Player(account_id, name, guest)
+
+    @defer.inlineCallbacks
+    def refresh(self, account_id: int):
+        """Read the account's open matches from the database (a cluster node's copies may
+        be stale after a cut from Redis, or another node's change not heard yet)."""
+        if not self.clustered:
+            return
+        rows = yield self.store.open_matches_of(account_id)
+        open_ids = set()
+        for row in rows:
+            open_ids.add(row.id)
+            match = self.matches.get(row.id)
+            if match is None:
+                self._adopt(row)
+            elif not match.pending and row.moves >= match.board.moves:
+                match.board = rules.decode_board(row.board, row.last_move)
+                match.last_move_at = row.last_move_at
+                self._schedule_deadline(match)
+        for match_id in list(self.open_of.get(account_id, ())):
+            match = self.matches.get(match_id)
+            if match_id not in open_ids and match is not None and not match.pending:
+                self._unregister(match)
+
+    def _stale(self, reason, match: LiveMatch):
+        """A write refused because another node changed the match first: take the
+        database's version and say so."""
+        if not reason.check(StaleMatch):
+            return reason
+        d = self.store.get_match(match.id)
+
+        def reread(row):
+            if row is None or not row.is_open:
+                self._unregister(match)
+                if row is not None:
+                    text = self.stored_update_text(row)
+                    for player in match.players():
+                        self.send_here(player.id, text)
+            else:
+                match.board = rules.decode_board(row.board, row.last_move)
+                match.last_move_at = row.last_move_at
+                self._schedule_deadline(match)
+                text = self.update_text(match)
+                for player in match.players():
+                    self.send_here(player.id, text)
+            raise rules.IllegalMove("stale", "the match changed meanwhile; its state follows")
+
+        return d.addCallback(reread)
 
     def stored_update_text(self, row) -> str:
         """The final update of a match finished while the player was away."""
@@ -266,14 +374,19 @@ class UtttGame(service.Service):
         ratings = yield self.ratings.get_ratings([f.id for f in friends], GAME)
         return frame(FriendsUpdate([f.name_key for f in friends],
                                    [ratings[f.id].rating for f in friends],
-                                   [self.online(f.id) for f in friends]))
+                                   [self.anywhere(f.id) for f in friends]))
 
     @defer.inlineCallbacks
-    def push_friends_update(self, account_id: int):
-        if not self.online(account_id):
+    def push_friends_update(self, account_id: int, here_only: bool = False):
+        if not (self.online(account_id) if here_only else self.anywhere(account_id)):
             return
         message = yield self.friends_update(account_id)
-        self.send_to(account_id, encode(message))
+        (self.send_here if here_only else self.send_to)(account_id, encode(message))
+
+    def friends_changed_everywhere(self, account_id: int) -> None:
+        """The account's rating changed: its friends on every node get fresh lists."""
+        self._friends_changed(account_id)
+        self.bus.publish("uttt.friends", {"a": account_id})
 
     def _presence_changed(self, account_id: int, game: str, online: bool) -> None:
         if game == GAME:
@@ -292,8 +405,8 @@ class UtttGame(service.Service):
             return
         friends = yield self.friends.friends_of(account_id)
         for friend in friends:
-            if self.online(friend.id):
-                yield self.push_friends_update(friend.id)
+            if self.online(friend.id):  # every node tells its own (presence is seen by all)
+                yield self.push_friends_update(friend.id, here_only=True)
 
     # -- starting matches --------------------------------------------------------------------
 
@@ -334,45 +447,89 @@ class UtttGame(service.Service):
         d.addCallback(created)
         return d
 
-    def seek(self, connection: "UtttConnection", player: Player) -> Optional[Player]:
-        """Queue for a random opponent; returns the waiting player to start with, if any."""
+    def _may_play(self, account_id: int) -> bool:
+        return (self.anywhere(account_id)
+                and self.open_count(account_id) < self.settings.max_open_matches)
+
+    @staticmethod
+    def _seeker(key: str, entry: dict) -> matchmaking.Seeker:
+        return matchmaking.Seeker(int(key), entry["rating"], entry["since"])
+
+    def _take(self, key: str, entry: dict) -> Player:
+        """An entry taken from the queue: kept (to wait again if the match cannot be
+        written) until `matched`."""
+        account_id = int(key)
+        self.taken[account_id] = (entry, self.waiting.pop(account_id, None))
+        return self._player(account_id, entry["name"], entry["guest"])
+
+    @defer.inlineCallbacks
+    def seek(self, connection: "UtttConnection", player: Player):
+        """Queue for a random opponent (on any node); fires with the waiting player to
+        start with, if any."""
         now = self.clock.seconds()
         seeker = matchmaking.Seeker(player.id, player.rating, now)
-        candidates = [entry[0] for key, entry in self.waiting.items()
-                      if key != player.id and self.online(key)
-                      and self.open_count(key) < self.settings.max_open_matches]
-        opponent = matchmaking.best_opponent(seeker, candidates, now, self.window)
-        if opponent is None:
-            self.waiting[player.id] = (seeker, connection)
-            return None
-        self.taken[opponent.key] = self.waiting.pop(opponent.key)
-        return self.taken[opponent.key][1].player
+        for _attempt in range(3):  # another node may take the one chosen first
+            entries = yield self.queue.entries(GAME)
+            candidates = [self._seeker(key, entry) for key, entry in entries.items()
+                          if int(key) != player.id and self._may_play(int(key))]
+            opponent = matchmaking.best_opponent(seeker, candidates, now, self.window)
+            if opponent is None:
+                break
+            key = str(opponent.key)
+            taken = yield self.queue.take(GAME, [key])
+            if taken is not None:
+                return self._take(key, taken[key])
+        self.waiting[player.id] = connection
+        try:
+            yield self.queue.join(GAME, str(player.id), {
+                "name": player.name, "guest": player.guest, "rating": player.rating,
+                "since": now})
+        except Exception:
+            if self.waiting.get(player.id) is connection:
+                del self.waiting[player.id]
+            raise
+        return None
 
     def matched(self, player_id: int, started: bool) -> None:
         """A waiting player taken for a match: it started, or its write failed and the
-        player waits again (in its old place) if still here."""
-        entry = self.taken.pop(player_id, None)
-        if entry is not None and not started and self.online(player_id):
-            self.waiting.setdefault(player_id, entry)
+        player waits again (in its old place) if still online."""
+        taken = self.taken.pop(player_id, None)
+        if taken is None or started or not self.anywhere(player_id):
+            return
+        entry, connection = taken
+        if connection is not None:
+            if not self.online(player_id) or player_id in self.waiting:
+                return
+            self.waiting[player_id] = connection
+        self.queue.join(GAME, str(player_id), entry).addErrback(self._queue_failed)
 
-    def pair_waiting(self) -> None:
+    def _queue_failed(self, reason) -> None:
+        log.warn("uttt: the match queue failed: {error}", error=reason.getErrorMessage())
+
+    def pair_waiting(self) -> defer.Deferred:
         """Pair waiting players whose windows have widened enough (runs periodically)."""
-        if len(self.waiting) < 2:
+        return self._pair_waiting().addErrback(self._queue_failed)
+
+    @defer.inlineCallbacks
+    def _pair_waiting(self):
+        entries = yield self.queue.entries(GAME)
+        if len(entries) < 2:
             return
         now = self.clock.seconds()
-        eligible = [entry[0] for key, entry in self.waiting.items()
-                    if self.online(key) and self.open_count(key) < self.settings.max_open_matches]
+        eligible = [self._seeker(key, entry) for key, entry in entries.items()
+                    if self._may_play(int(key))]
         for first, second in matchmaking.pairs(eligible, now, self.window):
-            keys = (first.key, second.key)
-            for key in keys:
-                self.taken[key] = self.waiting.pop(key)
-            d = self.create_match(self.taken[first.key][1].player,
-                                  self.taken[second.key][1].player, invite=False)
+            keys = (str(first.key), str(second.key))
+            taken = yield self.queue.take(GAME, keys)
+            if taken is None:
+                continue  # another node paired one of them first
+            players = [self._take(key, taken[key]) for key in keys]
+            d = self.create_match(players[0], players[1], invite=False)
 
-            def done(result, keys=keys):
+            def done(result, ids=(first.key, second.key)):
                 started = not isinstance(result, failure.Failure)
-                for key in keys:
-                    self.matched(key, started)
+                for account_id in ids:
+                    self.matched(account_id, started)
                 if not started:
                     log.failure("uttt: starting a queued match failed; both wait again",
                                 result)
@@ -413,7 +570,7 @@ class UtttGame(service.Service):
 
         def failed(reason):
             match.pending = False
-            return reason
+            return self._stale(reason, match)
 
         return self.writer.submit(op).addCallbacks(committed, failed)
 
@@ -431,7 +588,7 @@ class UtttGame(service.Service):
         now = self.clock.seconds()
         board = final[1] if final else match.board
         result = self._result(match, board, winner, draw, reason, now)
-        seen = tuple(self.online(p.id) for p in match.players())
+        seen = tuple(self.anywhere(p.id) for p in match.players())
         op = MatchClosed(match.id, winner, draw, reason, now, result,
                          final[0] if final else None, seen)
 
@@ -444,7 +601,7 @@ class UtttGame(service.Service):
             match.result = (winner, draw, reason)
             self._unregister(match)
             for player, was_online in zip(match.players(), seen):
-                if was_online and not self.online(player.id):
+                if was_online and not self.anywhere(player.id):
                     # gone while the result was written: it will not see the announcement
                     self.store.mark_unseen(match.id, player.id).addErrback(
                         lambda f: log.failure("uttt: marking a result unseen failed", f))
@@ -460,12 +617,12 @@ class UtttGame(service.Service):
                         if player.id in self.players:
                             self.players[player.id].rating = change.after
                     self._push_elo(self.players.get(player.id, player))
-                    self._friends_changed(player.id)  # their lists show this rating
+                    self.friends_changed_everywhere(player.id)  # lists show this rating
             return match
 
         def failed(reason_):
             match.pending = False
-            return reason_
+            return self._stale(reason_, match)
 
         return self.writer.submit(op).addCallbacks(committed, failed)
 
@@ -486,7 +643,7 @@ class UtttGame(service.Service):
             ended_at=iso(now), details={"uttt_match": match.id, "moves": board.moves})
 
     def _push_elo(self, player: Player) -> None:
-        if not self.online(player.id):
+        if not self.anywhere(player.id):
             return
         d = self.elo_update(player)
         d.addCallback(lambda message: self.send_to(player.id, encode(message)))

@@ -11,7 +11,7 @@ from twisted.internet import defer, task
 
 from gamed.core.accounts import AuthError
 from gamed.core.metrics import Metrics
-from gamed.cluster.local import LocalPresence as Presence
+from gamed.cluster.local import LocalCluster
 from gamed.core.testing import make_test_config
 from gamed.store.accounts import Account
 from gamed.store.ratings import Rating
@@ -117,9 +117,10 @@ class FakeStore:
 
 def fake_core(clock=None):
     accounts = FakeAccounts()
+    cluster = LocalCluster()
     return types.SimpleNamespace(
         reactor=clock or task.Clock(), config=make_test_config(), accounts=accounts,
-        ratings=FakeRatings(), friends=FakeFriends(accounts), presence=Presence(),
+        ratings=FakeRatings(), friends=FakeFriends(accounts), presence=cluster.presence, cluster=cluster,
         metrics=Metrics(), database=None)
 
 
