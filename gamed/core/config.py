@@ -72,8 +72,12 @@ class AccountSettings:
 
 @attrs.define
 class HttpSettings:
-    #: HTTP listener: /healthz, /metrics, /api/...
+    #: HTTP listener: the web pages, /healthz, /metrics, /api/...
     listen: str = "tcp:8080"
+    #: the WebSocket URL the /play/uttt page connects to; empty: ws:// (wss:// on an
+    #: https page) on the page's own host at the port of [uttt] websocket (give the URL
+    #: when that is not a tcp: or ssl: port, or when a proxy serves it elsewhere)
+    play_websocket_url: str = ""
 
 
 @attrs.define

@@ -130,6 +130,9 @@ class Root(resource.Resource):
         self.putChild(b"leaderboard", pages.Leaderboard(core, env))
         self.putChild(b"players", pages.PlayerSearch(core, env))
         self.putChild(b"matches", pages.MatchPage(core, env))
+        from gamed.web.play import PlayUttt
+
+        self.putChild(b"play", PlayUttt(core, env))
 
     def getChild(self, path, request):
         if path == b"":

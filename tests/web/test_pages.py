@@ -124,3 +124,34 @@ async def test_match_page_and_escaping(core):
     assert code == 200 and "<script>x" not in body
     assert (await get(core, "/matches/999"))[0] == 404
     assert (await get(core, "/matches/abc"))[0] == 404
+
+
+def test_websocket_port_of_endpoints():
+    from gamed.web.play import websocket_port
+
+    assert websocket_port("tcp:5556") == 5556
+    assert websocket_port("tcp:port=81:interface=127.0.0.1") == 81
+    assert websocket_port("ssl:443:privateKey=k.pem") == 443
+    assert websocket_port("systemd:domain=INET:index=0") is None
+    assert websocket_port("") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_play_page_names_the_websocket(core):
+    code, _, body = await get(core, "/play/uttt")
+    assert code == 200 and 'data-websocket-port="%s"' % core.config.uttt.websocket.split(":")[1] \
+        in body and "/static/uttt.js" in body
+    assert (await get(core, "/play/chess"))[0] == 404
+    code, _, js = await get(core, "/static/uttt.js")
+    assert code == 200 and "innerHTML" not in js  # names are set as text only
+
+
+@pytest_twisted.ensureDeferred
+async def test_play_page_without_a_uttt_websocket(core):
+    from gamed.core.config import set_option
+
+    core.config = set_option(core.config, "uttt", "websocket", "")
+    assert (await get(core, "/play/uttt"))[0] == 404
+    core.config = set_option(core.config, "http", "play_websocket_url", "wss://example/ws")
+    code, _, body = await get(core, "/play/uttt")
+    assert code == 200 and 'data-websocket-url="wss://example/ws"' in body
