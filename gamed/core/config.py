@@ -111,6 +111,7 @@ class GamedConfig:
 #: listener keys per section: (section, key) pairs the --listen overrides may name
 LISTENER_KEYS = (
     ("novaglide", "listen"),
+    ("novaglide", "classic_listen"),
     ("blockattack", "listen"),
     ("uttt", "websocket"),
     ("uttt", "listen"),
@@ -248,7 +249,7 @@ POSITIVE = {
     ("accounts", "address_burst"), ("accounts", "address_rate"),
     ("accounts", "account_burst"), ("accounts", "account_rate"),
     ("accounts", "max_password_length"),
-    ("novaglide", "match_seconds"),
+    ("novaglide", "match_seconds"), ("novaglide", "classic_max_request"),
     ("blockattack", "game_seconds"), ("blockattack", "max_datagram"),
     ("blockattack", "silence_timeout"), ("blockattack", "power_every"),
     ("blockattack", "connect_timeout"), ("blockattack", "max_waiting"),

@@ -48,14 +48,24 @@ class Core:
                          handler_factory: HandlerFactory, limits: StreamLimits,
                          websocket: bool = False) -> Optional[service.IService]:
         """A listening service for one stream endpoint (None when the value is empty)."""
+        if websocket:
+            return self.stream_listener(service_name, "websocket", endpoint, handler_factory,
+                                        limits, websocket_factory)
+        return self.stream_listener(service_name, "lines", endpoint, handler_factory, limits,
+                                    JsonLinesFactory)
+
+    def stream_listener(self, service_name: str, transport: str, endpoint: str,
+                        handler_factory: HandlerFactory, limits: StreamLimits,
+                        protocol_factory) -> Optional[service.IService]:
+        """A listening service for one stream endpoint of any wire: `protocol_factory`
+        builds the Twisted factory from the listener's `StreamEndpoint` (None when the
+        endpoint value is empty)."""
         if not endpoint:
             return None
-        transport = "websocket" if websocket else "lines"
         shared = StreamEndpoint(service_name, transport, handler_factory, limits, self.reactor,
                                 self.metrics.service(service_name))
         self.endpoints[(service_name, transport)] = shared
-        factory = websocket_factory(shared) if websocket else JsonLinesFactory(shared)
-        return stream_service(self.reactor, endpoint, factory)
+        return stream_service(self.reactor, endpoint, protocol_factory(shared))
 
     def udp_listener(self, service_name: str, endpoint: str,
                      protocol) -> Optional[service.IService]:

@@ -128,11 +128,21 @@ class Connection:
             try:
                 self.handler.text_received(text)
             except Exception:
-                log.failure("{service} handler failed on a message from {peer}",
-                            service=self.endpoint.service, peer=self.peer)
-                self.endpoint.stats.error("internal")
-                self.refuse(BadFrame("internal_error",
-                                     "the server failed to handle this message"))
+                self._handler_failed()
+
+    def message_received(self, message: dict) -> None:
+        """One message an adapter decoded itself (a wire that is not JSON text)."""
+        if self._admit():
+            try:
+                self.handler.message_received(message)
+            except Exception:
+                self._handler_failed()
+
+    def _handler_failed(self) -> None:
+        log.failure("{service} handler failed on a message from {peer}",
+                    service=self.endpoint.service, peer=self.peer)
+        self.endpoint.stats.error("internal")
+        self.refuse(BadFrame("internal_error", "the server failed to handle this message"))
 
     def bad_frame_received(self, problem: BadFrame) -> None:
         """A frame the adapter could not even decode (not UTF-8, binary): counted and
@@ -187,6 +197,11 @@ class Connection:
     def send_text(self, text: str) -> None:
         if self._may_send():
             self._write(text)
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send bytes as they are (an adapter whose `write` takes bytes: the classic wire)."""
+        if self._may_send():
+            self._write(data)
 
     def send_prepared(self, frame: PreparedText) -> None:
         # the relay's hot path: one call per peer per frame

@@ -79,6 +79,37 @@ class Match:
         return None
 
 
+@attrs.frozen
+class MatchEnd:
+    """How a match ended, for its players' connections to announce in their wire's shape."""
+
+    match: Match
+    winner: Optional[int]  # side, None for a draw or an unrated end
+    #: side -> rating after the match; None when the result could not be saved
+    after: Optional[dict]
+    #: side -> rating before the match
+    before: dict
+
+    @property
+    def saved(self) -> bool:
+        return self.after is not None
+
+    @property
+    def winner_name(self) -> Optional[str]:
+        return self.match.names[self.winner - 1] if self.winner is not None else None
+
+    def stats(self, elo_of) -> dict:
+        """Per player name (side order): touches, goals, possession and `elo_of(side)`."""
+        arena = self.match.arena
+        summary = {}
+        for side in (1, 2):
+            stats = arena.stats[side]
+            summary[self.match.names[side - 1]] = {
+                "touches": stats.touches, "goals": stats.goals,
+                "possession_time": round(stats.possession_time, 2), "elo": elo_of(side)}
+        return summary
+
+
 class NovaglideGame(service.Service):
     name = "novaglide-game"
 
@@ -95,6 +126,9 @@ class NovaglideGame(service.Service):
         self.match_of: dict = {}  # account id -> Match
         self.match_ids = itertools.count(1)
         self.recording: set = set()  # Deferreds of results being written
+        #: connections to call once the current tick's states are out (the classic wire
+        #: answers its lockstep requests then)
+        self.tick_waiters: set = set()
         self.draining = False
         self.ticker = task.LoopingCall.withCount(self.tick)
         self.ticker.clock = self.clock
@@ -174,6 +208,10 @@ class NovaglideGame(service.Service):
                     log.failure("novaglide: match {match_id} could not be ended; dropped",
                                 match_id=match.id)
                     self.drop_match(match)
+        if self.tick_waiters:
+            waiters, self.tick_waiters = self.tick_waiters, set()
+            for connection in waiters:
+                connection.after_tick()
         self.tick_seconds.observe(time.perf_counter() - started)
 
     def advance(self, match: Match, steps: int, now: float, grace: float, stamp: str) -> None:
@@ -204,7 +242,7 @@ class NovaglideGame(service.Service):
         for side in (1, 2):
             link = match.links[side]
             if link is not None:
-                link.channel.send_text(state_packet(stamp, side, tail))
+                link.send_state(match, side, stamp, tail)
 
     # -- queue and matches ---------------------------------------------------------------------
 
@@ -273,7 +311,7 @@ class NovaglideGame(service.Service):
                                       "seconds": round(arena.frame / rules.FPS, 2)})
         d = self.record(result)
         d.addCallbacks(self.announce, self.unrecorded, callbackArgs=(match, winner),
-                       errbackArgs=(match,))
+                       errbackArgs=(match, winner))
         return d
 
     def drop_match(self, match: Match) -> None:
@@ -290,32 +328,30 @@ class NovaglideGame(service.Service):
         d.addBoth(lambda value: (self.recording.discard(d), value)[1])
         return d
 
-    def unrecorded(self, failure, match: Match) -> None:
+    def unrecorded(self, failure, match: Match, winner: Optional[int]) -> None:
         """The result could not be stored (after retries): free the players, tell them."""
         log.failure("novaglide: match {match_id} could not be recorded", failure,
                     match_id=match.id)
+        ended = MatchEnd(match, winner, after=None, before=dict(match.ratings))
         for side in (1, 2):
             self.match_of.pop(match.accounts[side].id, None)
             link = match.links[side]
             if link is not None:
-                link.fail("result_not_saved", "the match ended but its result could not be "
-                                              "saved; it does not count")
+                link.match_ended(ended, side)
 
     def announce(self, recorded, match: Match, winner: Optional[int]) -> None:
         arena = match.arena
-        summary = {}
-        for side in (1, 2):
-            stats = arena.stats[side]
-            summary[match.names[side - 1]] = {
-                "touches": stats.touches, "goals": stats.goals,
-                "possession_time": round(stats.possession_time, 2),
-                "elo": round(recorded.ratings[match.accounts[side].id].rating, 2)}
-        winner_name = match.names[winner - 1] if winner is not None else None
+        ids = {side: match.accounts[side].id for side in (1, 2)}
+        ended = MatchEnd(match, winner, after={
+            side: recorded.ratings[ids[side]].rating for side in (1, 2)}, before={
+            side: (recorded.changes[ids[side]].before if ids[side] in recorded.changes
+                   else match.ratings[side]) for side in (1, 2)})
+        winner_name = ended.winner_name
         for side in (1, 2):
             self.match_of.pop(match.accounts[side].id, None)
             link = match.links[side]
             if link is not None:
-                link.send("end_game_state_1", [summary, winner_name], player_id=side)
+                link.match_ended(ended, side)
         log.info("novaglide: match {match_id} ended {score} winner {winner}",
                  match_id=match.id, score="%d-%d" % (arena.score[1], arena.score[2]),
                  winner=winner_name)
@@ -431,6 +467,22 @@ class NovaConnection(ConnectionHandler):
 
     def fail(self, code: str, detail: str) -> None:
         self.channel.send(self.error_message(code, detail, None))
+
+    def send_state(self, match: Match, side: int, stamp: str, tail: str) -> None:
+        """This tick's game_state_1 (pushed: JSON-lines clients read states as they come)."""
+        self.channel.send_text(state_packet(stamp, side, tail))
+
+    def match_ended(self, ended: MatchEnd, side: int) -> None:
+        """end_game_state_1 with the ratings after the match, or why nothing was saved."""
+        if not ended.saved:
+            self.fail("result_not_saved", "the match ended but its result could not be "
+                                          "saved; it does not count")
+            return
+        self.send("end_game_state_1", [ended.stats(lambda s: round(ended.after[s], 2)),
+                                       ended.winner_name], player_id=side)
+
+    def after_tick(self) -> None:
+        """Called once after a tick this connection asked to wait for (classic wire)."""
 
     # -- incoming ------------------------------------------------------------------------------
 
@@ -591,8 +643,12 @@ def make_service(core, clock=None) -> service.IService:
         count=lambda: len(game.matches),
         running=lambda: [RunningMatch(GAME, str(m.id), tuple(m.names)) for m in game.matches],
         end_match=game.abort_match, disconnect=game.disconnect))
-    listener = core.stream_listeners(GAME, settings.listen, lambda: NovaConnection(game),
-                                     settings)
-    if listener is not None:
-        listener.setServiceParent(top)
+    from gamed.novaglide.classic import classic_listener
+
+    listeners = (core.stream_listeners(GAME, settings.listen, lambda: NovaConnection(game),
+                                       settings),
+                 classic_listener(core, game, settings))
+    for listener in listeners:
+        if listener is not None:
+            listener.setServiceParent(top)
     return top

@@ -9,6 +9,12 @@ from gamed.core.settings import StreamLimits
 class NovaglideSettings(StreamLimits):
     #: TCP JSON lines listener (Twisted endpoint description; empty disables it)
     listen: str = "tcp:5555"
+    #: the original desktop client's pickle wire (empty = off). That client hard-codes
+    #: localhost:5555: to serve it, move `listen` to another port and set this to
+    #: "tcp:5555". Keep it on a trusted network (see docs/novaglide.md)
+    classic_listen: str = ""
+    #: classic wire: the largest request accepted, in bytes (the client's are under 1 KiB)
+    classic_max_request: int = 4096
     #: Elo K factor
     k_factor: float = 40.0
     #: match length in seconds

@@ -1,0 +1,185 @@
+"""The classic wire's pure parts: safe unpickling, request shapes, reply shapes and sizes."""
+
+import os
+import pickle
+import pickletools
+import subprocess
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from gamed.novaglide import classic_wire as wire
+
+from .classic_client import pressed, request, scancode_wrapper_registered
+
+#: opcodes that name or call a class: a reply must hold none of them
+CLASS_OPCODES = {"GLOBAL", "STACK_GLOBAL", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "INST", "OBJ",
+                 "BUILD", "EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID"}
+
+
+def read_all(data: bytes, max_request=4096):
+    reader = wire.RequestReader(max_request)
+    reader.feed(data)
+    out = []
+    while (item := reader.take()) is not None:
+        out.append(item)
+    return out, reader
+
+
+# -- what the real client sends ---------------------------------------------------------------
+
+def test_an_ingame_request_with_pygame_keys_becomes_the_json_handlers_input():
+    with scancode_wrapper_registered() as wrapper:
+        raw = request("ingame", [(640, 360), pressed(wrapper, "w", "d", "space"), "wsad"], 7)
+    [loaded], _ = read_all(raw)
+    assert type(loaded["data"][1]) is tuple and len(loaded["data"][1]) == 512
+    checked = wire.check_request(loaded)
+    assert checked.flag == "ingame"
+    assert checked.data[0] == [640, 360] and checked.data[2] == "wsad"
+    assert sorted(checked.data[1]) == ["d", "space", "w"]
+
+
+def test_arrow_keys_and_dash_map_from_their_scancodes():
+    with scancode_wrapper_registered() as wrapper:
+        keys = pressed(wrapper, "up", "left", "lshift")
+    assert sorted(wire.keys_from_scancodes(keys)) == ["left", "lshift", "up"]
+    assert wire.keys_from_scancodes((False,) * 512) == []
+
+
+def test_split_and_joined_sends_give_each_request_once():
+    first, second = request("log_in_data", ["ann", "pw"]), request("online", ["no_data"], 1)
+    reader = wire.RequestReader(4096)
+    got = []
+    stream = first + second
+    for byte in range(len(stream)):  # one byte at a time
+        reader.feed(stream[byte:byte + 1])
+        while (item := reader.take()) is not None:
+            got.append(item)
+    assert [g["flag"] for g in got] == ["log_in_data", "online"]
+    joined, reader = read_all(first + second)
+    assert [g["flag"] for g in joined] == ["log_in_data", "online"] and not reader.buffer
+
+
+def test_a_request_over_the_cap_is_refused():
+    big = request("log_in_data", ["x" * 5000, "pw"])
+    reader = wire.RequestReader(4096)
+    reader.feed(big[:4095])
+    assert reader.take() is None  # still incomplete and under the cap
+    reader.feed(big[4095:])
+    with pytest.raises(wire.RefusedRequest) as refused:
+        reader.take()
+    assert refused.value.code == "request_too_large"
+
+
+# -- hostile pickles ------------------------------------------------------------------------------
+
+class RunsShell:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, ("touch %s" % self.path,))
+
+
+class Evaluates:
+    def __reduce__(self):
+        return (eval, ("__import__('os').getpid()",))
+
+
+class Spawns:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (subprocess.Popen, (["touch", self.path],))
+
+
+def exploit_pickles(tmp_path):
+    marker = str(tmp_path / "pwned")
+    yield "os.system", pickle.dumps({"flag": "log_in_data", "data": [RunsShell(marker)]})
+    yield "builtins.eval", pickle.dumps({"flag": "online", "data": [Evaluates()]})
+    yield "subprocess.Popen", pickle.dumps({"flag": "online", "data": [Spawns(marker)]})
+    # protocol 0, a text GLOBAL
+    yield "protocol 0", b"cos\nsystem\n(S'touch " + marker.encode() + b"'\ntR."
+    # a persistent id and an extension code
+    yield "persid", b"\x80\x02P1\n."
+    yield "ext", b"\x80\x02\x82\x01."
+    # nested bombs: lists 3000 deep (over the size cap), 1500 deep inside a request
+    yield "deep nesting", b"\x80\x02" + b"]" * 3000 + b"a" * 2999 + b"."
+    yield "deep data", (b"\x80\x02}(X\x04\x00\x00\x00flagX\x06\x00\x00\x00onlineX\x04\x00"
+                        b"\x00\x00data" + b"]" * 1500 + b"a" * 1499 + b"u.")
+    # a string claiming 4 GB
+    yield "huge length", b"\x80\x04X\xff\xff\xff\xff" + b"a" * 100
+    yield "not a pickle", b"GET / HTTP/1.1\r\n\r\n"
+
+
+def test_exploit_pickles_are_refused_and_nothing_runs(tmp_path):
+    for name, payload in exploit_pickles(tmp_path):
+        reader = wire.RequestReader(4096)
+        reader.feed(payload)
+        with pytest.raises(wire.RefusedRequest):
+            item = reader.take()
+            if item is None and len(payload) < 4096:  # waits for bytes that never come
+                reader.feed(b"\0" * 4096)
+                item = reader.take()
+            wire.check_request(item)
+        assert not (tmp_path / "pwned").exists(), name
+
+
+@given(st.binary(max_size=600))
+@settings(max_examples=300, deadline=None)
+def test_random_bytes_are_refused_or_wait_never_crash(data):
+    reader = wire.RequestReader(512)
+    reader.feed(data)
+    try:
+        item = reader.take()
+        if item is not None:
+            wire.check_request(item)
+    except wire.RefusedRequest:
+        pass
+
+
+plain = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() |
+                     st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner) |
+                     st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=12)
+
+
+@given(st.dictionaries(st.sampled_from(["flag", "data", "time", "sender"]), plain))
+@settings(max_examples=300, deadline=None)
+def test_any_unpickled_shape_is_checked_or_refused(request_dict):
+    try:
+        checked = wire.check_request(request_dict)
+    except wire.RefusedRequest:
+        return
+    assert isinstance(checked.flag, str) and isinstance(checked.data, list)
+
+
+# -- replies ----------------------------------------------------------------------------------
+
+def class_references(payload: bytes) -> set:
+    return {op.name for op, _, _ in pickletools.genops(payload)} & CLASS_OPCODES
+
+
+def test_replies_are_plain_built_ins_that_fit_one_recv():
+    rows = [("player-%03d-%s" % (i, "x" * 20), 55.5, 1234.6) for i in range(100)]
+    payload = wire.fitted_reply("challengers", rows, wire.challenger_rows, "2026-12-02T10:00")
+    assert len(payload) <= wire.MAX_REPLY_BYTES
+    assert not class_references(payload)
+    reply = pickle.loads(payload)
+    assert reply["flag"] == "challengers" and 10 < len(reply["data"]) < 100
+    assert reply["data"][0] == ("player-000-" + "x" * 20, 56, 1235)
+    assert isinstance(reply["time"], str)
+
+
+def test_elo_history_and_end_replies_have_the_clients_shapes():
+    elo = pickle.loads(wire.reply_bytes("client_elo", wire.elo_data(1016.4, 987.0), "t"))
+    assert elo["data"] == [1016, [(987,)]]
+    assert wire.elo_data(1000.0, None) == [1000, [(1000,)]]
+    row = wire.history_row({"id": 3, "ended_at": "2026-12-02T10:00:00+00:00", "players": [
+        {"name": "ann", "score": 2.0, "rating_before": 1000.0},
+        {"name": "ben", "score": 1.0, "rating_before": 1012.6}]})
+    assert row == (3, "ann", "ben", 1000, 1013, 2, 1, "2026-12-02T10:00:00+00:00")
+    end = wire.end_game_data({"ann": {"goals": 2, "elo": 1000}}, "ann")
+    payload = wire.reply_bytes("end_game_state_1", end, "t")
+    assert not class_references(payload) and pickle.loads(payload)["data"][1] == "ann"
