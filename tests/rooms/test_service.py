@@ -628,3 +628,46 @@ def test_drain_keeps_a_player_in_no_room_a_moment_to_answer_its_request():
     assert not silent.channel.closed and fired == []
     clock.advance(0.1)
     assert silent.channel.closed and fired == [None]
+
+
+REQUEST_TYPES = ["login", "room_create", "room_join", "room_leave", "room_start",
+                 "event_room_start_ack", "event_room_start_acknowledge"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.fixed_dictionaries(
+    {"type": st.one_of(st.sampled_from(REQUEST_TYPES), st.text(max_size=6), st.none(),
+                       st.integers())},
+    optional={"id": st.one_of(st.integers(), st.text(max_size=4), st.none(), st.booleans(),
+                              st.floats(allow_nan=False, allow_infinity=False),
+                              st.lists(st.integers(), max_size=1)),
+              "details": st.one_of(st.none(), st.fixed_dictionaries(
+                  {"username": st.one_of(st.sampled_from(["ann", "ANN", "ben", ""]),
+                                         st.integers())})),
+              "inviteId": st.one_of(st.sampled_from(["tok0", "nope"]), st.integers()),
+              "connectionType": st.sampled_from(["server_broadcast", "p2p"])}),
+    max_size=15))
+def test_every_request_is_answered_by_its_own_response_and_only_non_requests_by_error(
+        frames):
+    rooms = make_rooms()
+    (host, ben), invite = room_of(rooms, "ann", "ben")
+    assert invite == "tok0"
+    fuzz = Client(rooms)
+    for frame in frames:
+        fuzz.raw(json.dumps(frame))
+        replies = [m for m in fuzz.take()  # less the room's events
+                   if m["type"] == "error" or m["type"].endswith("_response")]
+        kind, request_id = frame["type"], frame.get("id")
+        if fuzz.handler.player is not None and fuzz.handler.player.phase == "relay":
+            break  # its frames are game data from here on
+        [reply] = replies
+        is_request = (kind in REQUEST_TYPES and request_id is not None
+                      and not isinstance(request_id, (bool, list)))
+        if is_request:
+            assert reply["type"] == kind + "_response"
+            assert reply["requestId"] == reply["request_id"] == request_id
+            assert isinstance(reply["result"], str)
+            assert reply["result"] == "ok" or isinstance(reply["errorMessage"], str)
+        else:
+            assert reply["type"] == "error" and "result" not in reply
+            assert reply["error"] in ("unknown_type", "missing_id")
