@@ -1,7 +1,7 @@
 """How many concurrent novaglide matches one gamed process sustains at 60 Hz.
 
     python bench/novaglide.py [--matches 50,100,150,200,250,300] [--seconds 5]
-                              [--input-hz 60] [--rounds 1]
+                              [--input-hz 60] [--rounds 1] [--wire lines|classic]
 
 Starts the real daemon (`twistd gamed`, novaglide only, SQLite), then for each N logs in
 2N bot clients over loopback, queues them into N matches and lets every bot send
@@ -13,28 +13,43 @@ the p99 of a tick's own work; its CPU use (from /proc); and the p50/p99 latency 
 sending a reversal to receiving the first state that shows the disc moving the new way
 (this includes waiting for the next tick: inputs apply on the next tick). The largest N
 with < 1% late ticks in every round is the answer; the goal is 250 matches (500 players).
+
+`--wire classic` measures the original desktop client's wire (`classic_listen`): bots in
+its lockstep (a pickled `ingame` request with pygame's 512-key tuple, then block for the
+one pickled reply, which the server sends after its next tick), interleaved round by round
+with the JSON-lines bots as the same-run reference. It prints both largest N and their
+ratio; the goal is classic >= 70% of JSON lines.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import io
 import json
 import os
+import pickle
 import re
 import selectors
 import socket
+import sys
 import tempfile
 import time
 import urllib.request
 
 from support import free_port, listen, start_daemon  # noqa: E402 (bench/ is sys.path[0])
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tests.novaglide.classic_client import pressed, scancode_wrapper_registered  # noqa: E402
+
 
 def start(tmp: str):
-    ports = {"novaglide": free_port(), "http": free_port()}
+    ports = {"novaglide": free_port(), "classic": free_port(), "http": free_port()}
     proc = start_daemon(tmp, {
         "accounts": {"address_burst": "100000", "bcrypt_queue_limit": "100000"},
         "novaglide": {"listen": '"tcp:%d:interface=127.0.0.1:backlog=1024"' % ports["novaglide"],
+                      "classic_listen": '"tcp:%d:interface=127.0.0.1:backlog=1024"'
+                                        % ports["classic"],
                       "rate": "1000.0", "burst": "2000", "rejoin_grace": "0.5"},
         "http": {"listen": listen(ports["http"])}}, ports["novaglide"])
     return proc, ports
@@ -123,6 +138,128 @@ class Bot:
                     self.pending = None
                     self.watching = False
             self.last_x = x
+
+
+class ClassicBot(Bot):
+    """The original desktop client's lockstep: one pickled request, one pickled reply."""
+
+    def __init__(self, port: int, name: str):
+        super().__init__(port, name)
+        self.sock.recv(2048)  # the greeting
+        self.sender = "uknown"
+        self.inputs = {}
+        self.sent = 0
+
+    def request(self, flag: str, data) -> bytes:
+        return pickle.dumps({"time": datetime.datetime.now(), "sender": self.sender,
+                             "flag": flag, "data": data})
+
+    def ask(self, flag: str, data) -> dict:
+        self.sock.sendall(self.request(flag, data))
+        return self.reply_blocking()
+
+    def reply_blocking(self) -> dict:
+        while True:
+            reply = self.take_reply()
+            if reply is not None:
+                return reply
+            self.buf += self.sock.recv(65536)
+
+    def take_reply(self):
+        if not self.buf:
+            return None
+        stream = io.BytesIO(self.buf)
+        try:
+            reply = pickle.load(stream)
+        except (EOFError, pickle.UnpicklingError):
+            return None
+        self.buf = self.buf[stream.tell():]
+        return reply
+
+    def send_input(self) -> None:
+        """The next ingame request: hold a direction HOLD_ROUNDS requests, then reverse."""
+        self.sent += 1
+        toward_centre = (self.sent // HOLD_ROUNDS) % 2 == 0
+        key = "d" if toward_centre == (self.side == 1) else "a"
+        if self.sent % HOLD_ROUNDS == 0:
+            if self.pending is not None:
+                self.unseen += 1
+            self.pending = (time.perf_counter(), 1 if key == "d" else -1)
+            self.last_x = None
+        self.sock.send(self.inputs[key])
+
+    def replies_received(self, now: float) -> int:
+        """Read the socket; for each state, look for the pending reversal. The count of
+        whole replies (each lets the bot send its next request)."""
+        try:
+            chunk = self.sock.recv(65536)
+        except BlockingIOError:
+            return 0
+        if not chunk:
+            raise RuntimeError("the daemon closed a classic bot's connection")
+        self.buf += chunk
+        count = 0
+        while (reply := self.take_reply()) is not None:
+            count += 1
+            if reply["flag"] != "game_state_1":
+                continue
+            self.states += 1
+            x = reply["data"][6 if self.side == 1 else 8]
+            if self.pending is not None and self.last_x is not None:
+                sent_at, sign = self.pending
+                if sign * (x - self.last_x) > 0.5:
+                    self.latencies.append(now - sent_at)
+                    self.pending = None
+            self.last_x = x
+        return count
+
+
+def set_up_classic(port: int, matches: int, run: int) -> list:
+    bots = [ClassicBot(port, "c%d_%d" % (run, n)) for n in range(2 * matches)]
+    for bot in bots:
+        reply = bot.ask("log_in_data", [bot.name, "pw"])
+        assert reply["data"][0] == "online", reply
+        bot.sender = reply["data"][2]
+        with scancode_wrapper_registered() as wrapper:
+            bot.inputs = {key: bot.request("ingame", [(640, 360), pressed(wrapper, key), "wsad"])
+                          for key in ("a", "d")}
+    for bot in bots:
+        assert bot.ask("queued_solo", ["no_data"])["flag"] == "Waiting_for_opponent"
+    waiting = list(bots)
+    while waiting:  # the loading screen polls until its match's first state
+        still = []
+        for bot in waiting:
+            reply = bot.ask("Waiting_for_opponent", ["no_data"])
+            if reply["flag"] == "game_state_1":
+                bot.side = reply["data"][0]
+                bot.sock.setblocking(False)
+            else:
+                still.append(bot)
+        waiting = still
+    return bots
+
+
+def drive_classic(bots: list, seconds: float, input_hz: float) -> None:
+    """Every bot sends its next input as soon as its reply is in (the client's loop)."""
+    selector = selectors.DefaultSelector()
+    for bot in bots:
+        selector.register(bot.sock, selectors.EVENT_READ, bot)
+        bot.send_input()
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for selected, _ in selector.select(timeout=0.05):
+            bot = selected.data
+            if bot.replies_received(time.perf_counter()):
+                bot.send_input()
+    selector.close()
+    for bot in bots:  # the replies still in flight
+        bot.sock.setblocking(True)
+        bot.sock.settimeout(1.0)
+        try:
+            while bot.take_reply() is None:
+                bot.buf += bot.sock.recv(65536)
+        except OSError:
+            pass
 
 
 def set_up(port: int, matches: int, run: int) -> list:
@@ -226,18 +363,24 @@ def percentile(values: list, q: float) -> float:
     return values[int(q * (len(values) - 1))] * 1000 if values else float("nan")
 
 
-def measure(proc, ports, matches: int, run: int, args) -> dict:
-    bots = set_up(ports["novaglide"], matches, run)
+def measure(proc, ports, matches: int, run: int, args, wire: str = "lines") -> dict:
+    if wire == "classic":
+        bots = set_up_classic(ports["classic"], matches, run)
+    else:
+        bots = set_up(ports["novaglide"], matches, run)
     time.sleep(0.5)
     http = ports["http"]
     ticks0 = metric(http, "gamed_novaglide_ticks_total")
     late0 = metric(http, "gamed_novaglide_late_ticks_total")
     lateness0 = histogram(http, "gamed_novaglide_tick_lateness_seconds")
     work0 = histogram(http, "gamed_novaglide_tick_seconds")
-    drain(bots)
+    if wire == "lines":
+        drain(bots)
+    for bot in bots:
+        bot.states = 0
     cpu0, wall0 = cpu_seconds(proc.pid), time.perf_counter()
     own0 = time.process_time()
-    drive(bots, args.seconds, args.input_hz)
+    (drive_classic if wire == "classic" else drive)(bots, args.seconds, args.input_hz)
     wall = time.perf_counter() - wall0
     ticks = metric(http, "gamed_novaglide_ticks_total") - ticks0
     late = metric(http, "gamed_novaglide_late_ticks_total") - late0
@@ -266,39 +409,60 @@ def main(argv=None):
     parser.add_argument("--input-hz", type=float, default=60.0)
     parser.add_argument("--rounds", type=int, default=1,
                         help="measure each N this many times; N holds only if every round does")
+    parser.add_argument("--wire", choices=("lines", "classic"), default="lines",
+                        help="classic: the original client's pickle lockstep, with JSON lines "
+                             "interleaved as the same-run reference")
     args = parser.parse_args(argv)
+    wires = ("lines", "classic") if args.wire == "classic" else ("lines",)
     tmp = tempfile.mkdtemp(prefix="gamed-bench-novaglide-")
     proc, ports = start(tmp)
-    print("novaglide: %s s per step, bots send input at %g Hz, %d round(s), %d cores"
-          % (args.seconds, args.input_hz, args.rounds, os.cpu_count()))
+    print("novaglide: %s s per step, bots send input at %g Hz (classic: in lockstep), "
+          "%d round(s), %d cores" % (args.seconds, args.input_hz, args.rounds, os.cpu_count()))
     print("late = ticks that missed a frame; >4ms = ticks started over 4 ms after schedule;"
           " tick p99 = bucket bound of the tick's own work (budget 16.7 ms);"
           " input->state = a reversal's send to the first state showing it")
-    print("%7s %7s %7s %7s %8s %9s %7s %7s %15s %7s" % (
-        "matches", "players", "late", ">4ms", "tick p99", "states/s", "daemon", "bots",
+    print("%7s %7s %7s %7s %7s %8s %9s %7s %7s %15s %7s" % (
+        "wire", "matches", "players", "late", ">4ms", "tick p99", "states/s", "daemon", "bots",
         "in->state p50/99", "unseen"))
-    best = 0
+    best = dict.fromkeys(wires, 0)
+    holding = set(wires)
     run = 0
     try:
         for matches in (int(n) for n in args.matches.split(",")):
-            held = True
+            held = {wire: True for wire in holding}
             for _ in range(args.rounds):
-                row = measure(proc, ports, matches, run, args)
-                run += 1
-                print("%7d %7d %6.2f%% %6.2f%% %5.1f ms %9.0f %6.0f%% %6.0f%% %6.1f/%5.1f ms "
-                      "%7d" % (matches, 2 * matches, 100 * row["late"], 100 * row["over_4ms"],
-                               1000 * row["work_p99"], row["states"], 100 * row["cpu"],
-                               100 * row["bots_cpu"], row["p50"], row["p99"], row["unseen"]),
-                      flush=True)
-                held = held and row["late"] < 0.01
-            if not held:
+                for wire in sorted(holding, key=wires.index):  # interleaved, lines first
+                    row = measure(proc, ports, matches, run, args, wire)
+                    run += 1
+                    print("%7s %7d %7d %6.2f%% %6.2f%% %5.1f ms %9.0f %6.0f%% %6.0f%% "
+                          "%6.1f/%5.1f ms %7d" % (
+                              wire, matches, 2 * matches, 100 * row["late"],
+                              100 * row["over_4ms"], 1000 * row["work_p99"], row["states"],
+                              100 * row["cpu"], 100 * row["bots_cpu"], row["p50"], row["p99"],
+                              row["unseen"]), flush=True)
+                    held[wire] = held[wire] and row["late"] < 0.01
+            for wire, ok in held.items():
+                if ok:
+                    best[wire] = matches
+                else:
+                    holding.discard(wire)
+            if not holding:
                 break
-            best = matches
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    print("largest N with < 1%% late ticks: %d matches (%d players); goal 250: %s"
-          % (best, 2 * best, "met" if best >= 250 else "NOT met"))
+    for wire in wires:
+        print("%s: largest N with < 1%% late ticks: %d matches (%d players)%s"
+              % (wire, best[wire], 2 * best[wire],
+                 "" if wire == "lines" and len(wires) > 1 else
+                 "; goal 250: %s" % ("met" if best[wire] >= 250 else "NOT met")
+                 if wire == "lines" else ""))
+    if len(wires) > 1:
+        ratio = best["classic"] / best["lines"] if best["lines"] else float("nan")
+        print("classic / lines = %.2f (goal >= 0.70: %s)%s"
+              % (ratio, "met" if ratio >= 0.7 else "NOT met",
+                 "; both held the largest N tried: raise --matches" if holding == set(wires)
+                 else ""))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ _ALLOWED_GLOBALS = {
     ("pygame.key", "ScancodeWrapper"): tuple,
 }
 _PLAIN = (str, int, float, bool, type(None))
+_KEY_STATE_TYPES = frozenset((bool, int))
 
 
 class RefusedRequest(Exception):
@@ -141,7 +142,7 @@ def _ingame_data(data: list) -> list:
             or any(type(v) not in (int, float) for v in mouse)):
         raise RefusedRequest("bad_request", "the mouse must be an (x, y) pair of numbers")
     if (type(pressed) not in (tuple, list) or len(pressed) > MAX_SCANCODES
-            or any(type(v) not in (bool, int) for v in pressed)):
+            or not _KEY_STATE_TYPES.issuperset(map(type, pressed))):  # C speed: 60 Hz
         raise RefusedRequest("bad_request", "the keys must be pygame's pressed-key tuple")
     if type(scheme) is not str or len(scheme) > MAX_FLAG_LENGTH:
         raise RefusedRequest("bad_request", "the control scheme must be a string")
