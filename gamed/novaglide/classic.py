@@ -119,7 +119,8 @@ class ClassicConnection(NovaConnection):
 
     def send_state(self, match, side: int, stamp: str, tail: str) -> None:
         if self.awaiting_reply:
-            self.reply("game_state_1", [side] + match.arena.state_fields(match.names))
+            self.reply_payload(wire.reply_bytes("game_state_1",
+                                                [side] + match.state_fields(), stamp))
 
     def match_ended(self, ended: MatchEnd, side: int) -> None:
         """end_game_state_1 with each rating as it stood before the match, as whole

@@ -66,11 +66,20 @@ class Match:
     forfeited_by: Optional[int] = None
     ending: bool = False
     names_json: str = ""
+    fields_frame: int = -1  # the frame `fields` shows (classic wire)
+    fields: list = attrs.Factory(list)
     #: the result's key in the store: a retried write never records the match twice
     key: str = attrs.Factory(lambda: "novaglide-" + secrets.token_hex(16))
 
     def __attrs_post_init__(self):
         self.names_json = encode(list(self.names))[1:-1]  # '"ann","ben"'
+
+    def state_fields(self) -> list:
+        """This frame's game_state_1 fields after your_side, built once for both sides."""
+        frame = self.arena.frame
+        if self.fields_frame != frame:
+            self.fields_frame, self.fields = frame, self.arena.state_fields(self.names)
+        return self.fields
 
     def side_of(self, account_id: int) -> Optional[int]:
         for side, account in self.accounts.items():
