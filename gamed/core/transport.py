@@ -130,13 +130,16 @@ class Connection:
             except Exception:
                 self._handler_failed()
 
-    def message_received(self, message: dict) -> None:
-        """One message an adapter decoded itself (a wire that is not JSON text)."""
-        if self._admit():
-            try:
-                self.handler.message_received(message)
-            except Exception:
-                self._handler_failed()
+    def message_received(self, message: dict) -> bool:
+        """One message an adapter decoded itself (a wire that is not JSON text); False if
+        it was refused before the handler saw it (closed, over the rate)."""
+        if not self._admit():
+            return False
+        try:
+            self.handler.message_received(message)
+        except Exception:
+            self._handler_failed()
+        return True
 
     def _handler_failed(self) -> None:
         log.failure("{service} handler failed on a message from {peer}",
@@ -166,13 +169,15 @@ class Connection:
                 self.refused = 0
             self.last_refused = now
             self.refused += 1
-            endpoint.stats.error("rate_limited")
             if self.refused > endpoint.limits.flood_close_after:
+                endpoint.stats.error("rate_limited")
                 self.refuse_and_close("flood", "too many messages: connection closed")
             elif not self.limited:
                 self.limited = True
                 self.refuse(BadFrame("rate_limited", "too many messages: slow down (limit %g/s)"
-                                     % endpoint.limits.rate))
+                                     % endpoint.limits.rate))  # counted there, once
+            else:
+                endpoint.stats.error("rate_limited")
             return False
         self.limited = False
         return True

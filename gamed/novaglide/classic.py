@@ -252,7 +252,11 @@ class ClassicProtocol(protocol.Protocol):
                     self.refuse(refused)
                     return
                 handler.request_arrived()
-                connection.message_received({"flag": request.flag, "data": request.data})
+                admitted = connection.message_received({"flag": request.flag,
+                                                        "data": request.data})
+                if not admitted and handler.awaiting_reply and not connection.closed:
+                    # over the rate again: still one reply, or this client waits forever
+                    handler.fail("rate_limited", "too many messages: slow down")
         finally:
             self.pumping = False
 

@@ -245,3 +245,34 @@ async def test_bad_input_and_unknown_flags_get_one_status_each(core):
     peer.proto.dataReceived(pickle.dumps({"flag": "ingame", "data": [(1, 2), "keys", "wsad"]}))
     assert peer.transport.disconnecting  # a request of the wrong shape: refused, closed
     assert game.core.metrics.service("novaglide").errors.get("bad_request") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_limits_stay_a_full_listener_and_a_request_over_the_rate(core):
+    game, clock = make_game(core, max_connections=1, rate=1.0, burst=2)
+    first = ClassicPeer(game)
+    assert first.greeting() == wire.WELCOME
+    full = StringTransport()
+    proto = ClassicProtocol(first.endpoint, 4096)
+    proto.makeConnection(full)
+    assert full.value().startswith(b"The server is full") and full.disconnecting
+    await first.ask("log_in_data", ["ann", "pw"])
+    await first.ask("get_winrate", ["ann"])  # the burst of 2 is spent
+    over = await first.ask("get_winrate", ["ann"])  # refused for rate: still one reply
+    assert over["flag"] == "change_of_status" and "too many messages" in over["data"][1]
+    assert game.core.metrics.service("novaglide").errors.get("rate_limited") == 1
+    again = await first.ask("get_winrate", ["ann"])  # refused again: still answered
+    assert again["flag"] == "change_of_status" and "slow down" in again["data"][1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_menu_that_polls_is_never_idle(core):
+    game, clock = make_game(core, idle_timeout=5.0)
+    peer = ClassicPeer(game)
+    await peer.login("ann")
+    for _ in range(10):  # 10 s of polling, one poll a second
+        await peer.ask("online", ["no_data"], clock)
+        clock.advance(1.0)
+    assert not peer.transport.disconnecting
+    clock.advance(5.0)  # silent past the timeout: closed
+    assert peer.transport.disconnecting
