@@ -117,10 +117,9 @@ class ClassicConnection(NovaConnection):
     def error_message(self, code, detail, request):
         return {"flag": "change_of_status", "data": ["offline", detail, "unknown"]}
 
-    def send_state(self, match, side: int, stamp: str, tail: str) -> None:
+    def send_state(self, match, side: int, stamp: str) -> None:
         if self.awaiting_reply:
-            self.reply_payload(wire.reply_bytes("game_state_1",
-                                                [side] + match.state_fields(), stamp))
+            self.reply_payload(match.classic_states(stamp)[side - 1])
 
     def match_ended(self, ended: MatchEnd, side: int) -> None:
         """end_game_state_1 with each rating as it stood before the match, as whole

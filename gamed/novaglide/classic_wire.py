@@ -42,7 +42,7 @@ _ALLOWED_GLOBALS = {
     ("pygame.key", "ScancodeWrapper"): tuple,
 }
 _PLAIN = (str, int, float, bool, type(None))
-_KEY_STATE = (bool, int)
+_SCANCODE_ITEMS = tuple(SCANCODE_KEYS.items())
 
 
 class RefusedRequest(Exception):
@@ -143,13 +143,20 @@ def _ingame_data(data: list) -> list:
         raise RefusedRequest("bad_request", "the mouse must be an (x, y) pair of numbers")
     if type(pressed) not in (tuple, list) or len(pressed) > MAX_SCANCODES:
         raise RefusedRequest("bad_request", "the keys must be pygame's pressed-key tuple")
-    # only the game's keys are read (60 times a second): those must be booleans
-    size = len(pressed)
-    if any(type(pressed[code]) not in _KEY_STATE for code in SCANCODE_KEYS if code < size):
-        raise RefusedRequest("bad_request", "the keys must be pygame's pressed-key tuple")
     if type(scheme) is not str or len(scheme) > MAX_FLAG_LENGTH:
         raise RefusedRequest("bad_request", "the control scheme must be a string")
-    return [list(mouse), keys_from_scancodes(pressed), scheme]
+    # only the game's keys are read (60 times a second, one pass): they must be booleans
+    size = len(pressed)
+    names = []
+    for code, name in _SCANCODE_ITEMS:
+        if code < size:
+            held = pressed[code]
+            if held is True:
+                names.append(name)
+            elif held is not False:
+                raise RefusedRequest("bad_request", "the keys must be pygame's pressed-key "
+                                                    "tuple of booleans")
+    return [list(mouse), names, scheme]
 
 
 def check_request(request) -> ClassicRequest:
@@ -175,6 +182,19 @@ def reply_bytes(flag: str, data, time: str) -> bytes:
     """One pickled reply of plain built-ins (`time` as text, no class references)."""
     return pickle.dumps({"time": time, "sender": "server", "flag": flag, "data": data},
                         protocol=REPLY_PROTOCOL)
+
+
+def state_replies(fields: list, time: str) -> tuple:
+    """game_state_1 pickled for side 1 and side 2. They differ only in data[0]: side 2's is
+    side 1's bytes with that one byte changed (pickled once: it is sent 60 times a second
+    to every player)."""
+    one = reply_bytes("game_state_1", [1, *fields], time)
+    # the data list opens EMPTY_LIST, MEMOIZE, MARK, then BININT1 <side>
+    at = one.find(b"]\x94(K\x01")
+    if at < 0:  # another pickler's layout: pickle both
+        return one, reply_bytes("game_state_1", [2, *fields], time)
+    at += 4
+    return one, one[:at] + b"\x02" + one[at + 1:]
 
 
 def fitted_reply(flag: str, rows: list, shape: Callable[[list], object], time: str) -> bytes:

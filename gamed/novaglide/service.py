@@ -66,20 +66,33 @@ class Match:
     forfeited_by: Optional[int] = None
     ending: bool = False
     names_json: str = ""
-    fields_frame: int = -1  # the frame `fields` shows (classic wire)
-    fields: list = attrs.Factory(list)
+    classic_frame: int = -1  # the frame `classic` shows
+    classic: tuple = ()  # game_state_1 pickled for each side (the classic wire)
+    tail_frame: int = -1  # the frame `tail` shows (JSON lines)
+    tail: str = ""
     #: the result's key in the store: a retried write never records the match twice
     key: str = attrs.Factory(lambda: "novaglide-" + secrets.token_hex(16))
 
     def __attrs_post_init__(self):
         self.names_json = encode(list(self.names))[1:-1]  # '"ann","ben"'
 
-    def state_fields(self) -> list:
-        """This frame's game_state_1 fields after your_side, built once for both sides."""
+    def classic_states(self, stamp: str) -> tuple:
+        """This frame's game_state_1 pickled for side 1 and 2 (the classic wire)."""
         frame = self.arena.frame
-        if self.fields_frame != frame:
-            self.fields_frame, self.fields = frame, self.arena.state_fields(self.names)
-        return self.fields
+        if self.classic_frame != frame:
+            from gamed.novaglide.classic_wire import state_replies
+
+            self.classic_frame = frame
+            self.classic = state_replies(self.arena.state_fields(self.names), stamp)
+        return self.classic
+
+    def state_tail(self) -> str:
+        """This frame's game_state_1 fields after your_side as JSON text, formatted once
+        for both sides (see `messages.state_tail`)."""
+        frame = self.arena.frame
+        if self.tail_frame != frame:
+            self.tail_frame, self.tail = frame, state_tail(self.arena, self.names_json)
+        return self.tail
 
     def side_of(self, account_id: int) -> Optional[int]:
         for side, account in self.accounts.items():
@@ -247,11 +260,10 @@ class NovaglideGame(service.Service):
     def push_state(self, match: Match, stamp: str) -> None:
         # the 22 shared fields are formatted once (one C-level format, no json.dumps);
         # only your_side and player_id differ between the two players' packets
-        tail = state_tail(match.arena, match.names_json)
         for side in (1, 2):
             link = match.links[side]
             if link is not None:
-                link.send_state(match, side, stamp, tail)
+                link.send_state(match, side, stamp)
 
     # -- queue and matches ---------------------------------------------------------------------
 
@@ -477,9 +489,9 @@ class NovaConnection(ConnectionHandler):
     def fail(self, code: str, detail: str) -> None:
         self.channel.send(self.error_message(code, detail, None))
 
-    def send_state(self, match: Match, side: int, stamp: str, tail: str) -> None:
+    def send_state(self, match: Match, side: int, stamp: str) -> None:
         """This tick's game_state_1 (pushed: JSON-lines clients read states as they come)."""
-        self.channel.send_text(state_packet(stamp, side, tail))
+        self.channel.send_text(state_packet(stamp, side, match.state_tail()))
 
     def match_ended(self, ended: MatchEnd, side: int) -> None:
         """end_game_state_1 with the ratings after the match, or why nothing was saved."""

@@ -183,3 +183,12 @@ def test_elo_history_and_end_replies_have_the_clients_shapes():
     end = wire.end_game_data({"ann": {"goals": 2, "elo": 1000}}, "ann")
     payload = wire.reply_bytes("end_game_state_1", end, "t")
     assert not class_references(payload) and pickle.loads(payload)["data"][1] == "ann"
+
+
+def test_both_sides_states_from_one_pickle():
+    fields = [299.5, 0, 1, "ann", "ben", 100.0, 360.0, 1180.0, 360.0] + [0.0] * 13
+    one, two = wire.state_replies(fields, "2026-12-02T10:00:00+00:00")
+    assert pickle.loads(one)["data"] == [1, *fields]
+    assert pickle.loads(two) == {"time": "2026-12-02T10:00:00+00:00", "sender": "server",
+                                 "flag": "game_state_1", "data": [2, *fields]}
+    assert not class_references(two)
