@@ -134,6 +134,26 @@ class ClassicConnection(NovaConnection):
 
     # -- requests ----------------------------------------------------------------------------------
 
+    def on_login(self, data):
+        """The client's back arrow returns to its login form without telling the server:
+        a new login on this connection first logs the old account out (except during a
+        match, which goes on)."""
+        if self.account is not None and self.account.id not in self.game.match_of:
+            self.game.disconnected(self)
+            self.account = None
+        return super().on_login(data)
+
+    def on_queue(self, data):
+        """PLAY while in a match (a client that logged in again within the rejoin grace)
+        takes the player straight back into it: the reply is the next state, which the
+        client's main loop starts the match screen with."""
+        match = self.game.match_of.get(self.account.id)
+        if (match is not None and not match.ending
+                and match.links.get(match.side_of(self.account.id)) is self):
+            self.wait_for_tick()
+            return None
+        return super().on_queue(data)
+
     def on_status(self, client_status, data):
         if client_status == "online" and self.account is not None:
             self.game.queue.remove(self.account.id)

@@ -276,3 +276,34 @@ async def test_a_menu_that_polls_is_never_idle(core):
     assert not peer.transport.disconnecting
     clock.advance(5.0)  # silent past the timeout: closed
     assert peer.transport.disconnecting
+
+
+@pytest_twisted.ensureDeferred
+async def test_back_to_the_login_form_and_in_again_as_someone_else(core):
+    game, clock = make_game(core)
+    peer = ClassicPeer(game)
+    await peer.login("ann")
+    # the client's back arrow shows the login form again; the connection stays open
+    other = await peer.ask("log_in_data", ["ben", "pw"])
+    assert other["data"][:2] == ["online", "registering new user"]
+    assert [c.account.name for c in game.online.values()] == ["ben"]
+    again = await peer.ask("log_in_data", ["ben", "pw"])
+    assert again["data"][:2] == ["online", "known user"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_play_while_in_a_match_goes_straight_back_into_it(core):
+    game, clock = make_game(core, rejoin_grace=15.0)
+    first = ClassicPeer(game)
+    await first.login("ann")
+    json_player = Player(game)
+    await json_player.login("ben")
+    await first.ask("queued_solo", ["no_data"])
+    await until(lambda: game.queue.entries)
+    await json_player.reply("queued_solo", ["no_data"], "Waiting_for_opponent")
+    await until(lambda: game.matches)
+    first.proto.connectionLost()  # the client crashed mid-match
+    restarted = ClassicPeer(game, port=50009)
+    await restarted.login("ann")  # within the rejoin grace: back in the match
+    back = await restarted.ask("queued_solo", ["no_data"], clock)  # PLAY 1V1
+    assert back["flag"] == "game_state_1" and back["data"][4:6] == ["ann", "ben"]
