@@ -6,8 +6,8 @@ from twisted.internet import protocol
 from twisted.protocols.basic import LineReceiver
 
 from gamed.core.channel import BadFrame
-from gamed.core.transport import (Connection, StreamEndpoint, direct_writer, peer_of,
-                                  refusal_line)
+from gamed.core.transport import (Connection, StreamEndpoint, accept_stream, direct_writer,
+                                  peer_of, refusal_line)
 
 
 class JsonLinesProtocol(LineReceiver):
@@ -19,23 +19,19 @@ class JsonLinesProtocol(LineReceiver):
         self.connection: Connection | None = None
 
     def connectionMade(self):
-        # game messages are small and latency-bound: never wait for Nagle
-        if hasattr(self.transport, "setTcpNoDelay"):
-            self.transport.setTcpNoDelay(True)
         endpoint = self.endpoint
-        if endpoint.full():
-            endpoint.stats.connections_refused += 1
-            line = refusal_line(endpoint.handler_factory, "server_full",
-                                "the server is full, try again later")
-            if line is not None:
-                self.transport.write(line.encode("utf-8") + b"\n")
-            self.transport.loseConnection()
+        if not accept_stream(endpoint, self.transport, self._server_full):
             return
         self._send_now = direct_writer(self.transport)
         self.connection = Connection(endpoint, peer_of(self.transport), self._write,
                                      self.transport.loseConnection, self.transport,
                                      self._write_prepared)
         self.connection.start()
+
+    def _server_full(self) -> bytes | None:
+        line = refusal_line(self.endpoint.handler_factory, "server_full",
+                            "the server is full, try again later")
+        return line.encode("utf-8") + b"\n" if line is not None else None
 
     def _write(self, text: str) -> None:
         self._send_now(text.encode("utf-8") + b"\n")

@@ -250,6 +250,23 @@ class Connection:
         return unsent_bytes(self._tcp)
 
 
+def accept_stream(endpoint: StreamEndpoint, transport,
+                  refusal: Callable[[], Optional[bytes]]) -> bool:
+    """What every stream connection does first: no Nagle (game messages are small and
+    latency-bound); past max_connections it writes the protocol's `refusal()`, closes,
+    counts the refusal and returns False."""
+    if hasattr(transport, "setTcpNoDelay"):
+        transport.setTcpNoDelay(True)
+    if not endpoint.full():
+        return True
+    endpoint.stats.connections_refused += 1
+    payload = refusal()
+    if payload:
+        transport.write(payload)
+    transport.loseConnection()
+    return False
+
+
 def direct_writer(transport):
     """For one-off messages (replies, a tick's state): send at once when nothing is queued
     on a plain TCP transport -- one send() instead of a send plus two epoll updates through

@@ -24,7 +24,8 @@ import functools
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
 
-from gamed.core.transport import Connection, StreamEndpoint, direct_writer, peer_of
+from gamed.core.transport import (Connection, StreamEndpoint, accept_stream, direct_writer,
+                                  peer_of)
 from gamed.novaglide import classic_wire as wire
 from gamed.novaglide.messages import parse_input
 from gamed.novaglide.service import GAME, MatchEnd, NovaConnection, iso, winrate
@@ -226,13 +227,8 @@ class ClassicProtocol(protocol.Protocol):
         self.lost = False
 
     def connectionMade(self):
-        if hasattr(self.transport, "setTcpNoDelay"):
-            self.transport.setTcpNoDelay(True)
         endpoint = self.endpoint
-        if endpoint.full():
-            endpoint.stats.connections_refused += 1
-            self.transport.write(SERVER_FULL)
-            self.transport.loseConnection()
+        if not accept_stream(endpoint, self.transport, lambda: SERVER_FULL):
             return
         self.connection = Connection(endpoint, peer_of(self.transport),
                                      direct_writer(self.transport), self.transport.loseConnection,

@@ -69,6 +69,19 @@ class ClassicPeer:
         return reply
 
 
+async def classic_against_json(game):
+    """ann on the classic wire and ben on JSON lines, queued into one match."""
+    classic = ClassicPeer(game)
+    await classic.login("ann")
+    json_player = Player(game)
+    await json_player.login("ben")
+    await classic.ask("queued_solo", ["no_data"])
+    await until(lambda: game.queue.entries)
+    await json_player.reply("queued_solo", ["no_data"], "Waiting_for_opponent")
+    await until(lambda: game.matches)
+    return classic, json_player
+
+
 @pytest_twisted.ensureDeferred
 async def test_greeting_login_and_lockstep_status_paced_by_the_tick(core):
     game, clock = make_game(core)
@@ -178,14 +191,7 @@ async def test_a_classic_player_plays_a_json_player_to_the_end(core):
 @pytest_twisted.ensureDeferred
 async def test_an_end_between_two_requests_is_held_for_the_next(core):
     game, clock = make_game(core)
-    classic = ClassicPeer(game)
-    await classic.login("ann")
-    json_player = Player(game)
-    await json_player.login("ben")
-    await classic.ask("queued_solo", ["no_data"])
-    await until(lambda: game.queue.entries)
-    await json_player.reply("queued_solo", ["no_data"], "Waiting_for_opponent")
-    await until(lambda: game.matches)
+    classic, json_player = await classic_against_json(game)
     clock.advance(0.5)
     assert classic.replies() == []  # no request in flight: the first states are not sent
     game.end_match(game.matches[0], reason="aborted")
@@ -294,14 +300,7 @@ async def test_back_to_the_login_form_and_in_again_as_someone_else(core):
 @pytest_twisted.ensureDeferred
 async def test_play_while_in_a_match_goes_straight_back_into_it(core):
     game, clock = make_game(core, rejoin_grace=15.0)
-    first = ClassicPeer(game)
-    await first.login("ann")
-    json_player = Player(game)
-    await json_player.login("ben")
-    await first.ask("queued_solo", ["no_data"])
-    await until(lambda: game.queue.entries)
-    await json_player.reply("queued_solo", ["no_data"], "Waiting_for_opponent")
-    await until(lambda: game.matches)
+    first, _ = await classic_against_json(game)
     first.proto.connectionLost()  # the client crashed mid-match
     restarted = ClassicPeer(game, port=50009)
     await restarted.login("ann")  # within the rejoin grace: back in the match
