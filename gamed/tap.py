@@ -16,6 +16,7 @@ from twisted.python import usage
 
 from gamed.core.config import LISTENER_KEYS, ConfigError, GamedConfig, load_config, set_option
 from gamed.core.endpoints import ListenError
+from gamed.core.lag import ReactorLagMonitor
 from gamed.core.metrics import Metrics
 from gamed.core.runtime import Core, build_core
 from gamed.core.services import SequentialMultiService
@@ -180,6 +181,7 @@ def build_services(core: Core) -> service.MultiService:
     web = make_web(core)
     if web is not None:
         web.setServiceParent(top)
+    ReactorLagMonitor(core.reactor, core.metrics).setServiceParent(top)
     NotifyService(core.reactor).setServiceParent(top)
     return top
 
@@ -214,7 +216,8 @@ def makeService(options) -> service.IService:
                  after=after)
     metrics = Metrics()
     database = Database(config.database.resolved_url(), config.database.pool_size,
-                        config.database.connect_timeout, metrics=metrics)
+                        config.database.connect_timeout, metrics=metrics,
+                        query_timeout=config.database.query_timeout)
     core = build_core(reactor, config, database, metrics, cluster=make_cluster(reactor, config))
     try:
         return build_services(core)

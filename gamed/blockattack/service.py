@@ -21,11 +21,13 @@ from twisted.logger import Logger
 from gamed.blockattack import messages, rules
 from gamed.blockattack.messages import encode
 from gamed.blockattack.settings import BlockattackSettings
-from gamed.core.accounts import AuthError, check_name
+from gamed.core.accounts import UNAVAILABLE, AuthError, check_name
 from gamed.core.live import GameMonitor
+from gamed.core.logs import log_failure
 from gamed.core.recording import record_with_retries
 from gamed.core.services import SequentialMultiService
 from gamed.store.accounts import iso
+from gamed.store.database import DatabaseUnavailable
 from gamed.store.ratings import MatchPlayer, MatchResult
 
 log = Logger(namespace="gamed.blockattack")
@@ -220,7 +222,7 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
         try:
             handler(message, address, len(data))
         except Exception:
-            log.failure("blockattack: {command} from {address} failed", command=command,
+            log_failure(log, "blockattack: {command} from {address} failed", command=command,
                         address=address)
             self.drop("internal")
 
@@ -305,6 +307,12 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
         except AuthError as exc:
             for entry in (first, second):
                 self.answer_error(entry.address, entry.size, exc.code, exc.message)
+            return
+        except DatabaseUnavailable:
+            # not paired: their repeated connects pair them once the database is back
+            for entry in (first, second):
+                self.drop("unavailable")
+                self.answer_error(entry.address, entry.size, "unavailable", UNAVAILABLE)
             return
         name = "ba-" + secrets.token_hex(6)
         duel = rules.Duel((first.name, second.name), self.new_seed(), self.now(),
@@ -506,7 +514,7 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
 
         def failed(failure):
             # the game is over either way: say so, and that it does not count
-            log.failure("blockattack: game {game} could not be recorded", failure,
+            log_failure(log, "blockattack: game {game} could not be recorded", failure,
                         game=game.name)
             game.end_message = messages.game_end(game.name, duel, None, saved=False)
             self.send_ends(game)

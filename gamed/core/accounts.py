@@ -8,6 +8,7 @@ the reply time does not reveal which names exist.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import secrets
 import unicodedata
@@ -20,8 +21,10 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from gamed.core.config import AccountSettings
+from gamed.core.logs import log_failure
 from gamed.core.ratelimit import LeakyBuckets
 from gamed.store.accounts import Account, AccountStore, NameTaken, SessionStore, name_key
+from gamed.store.database import DatabaseUnavailable
 
 log = Logger(namespace="gamed.accounts")
 
@@ -41,6 +44,24 @@ def bcrypt_secret(password: str) -> bytes:
     if len(data) <= BCRYPT_MAX_BYTES:
         return data
     return base64.b64encode(hashlib.sha256(data).digest())
+
+UNAVAILABLE = "the game database is unavailable; try again in a moment"
+
+
+def unavailable_as_auth_error(method):
+    """A database that is away turns into AuthError("unavailable"): every game already
+    answers an AuthError in its own login-failure shape."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        def translate(failure):
+            failure.trap(DatabaseUnavailable)
+            raise AuthError("unavailable", UNAVAILABLE)
+
+        return method(*args, **kwargs).addErrback(translate)
+
+    return wrapper
+
 
 class AuthError(Exception):
     """A refused account operation: a stable `code` and a message fit for the player."""
@@ -117,7 +138,7 @@ class AccountService(service.Service):
             if count:
                 log.info("purged {count} expired or revoked sessions", count=count)
 
-        d.addCallbacks(purged, lambda f: log.failure("purging sessions failed", f))
+        d.addCallbacks(purged, lambda f: log_failure(log, "purging sessions failed", f))
         return d
 
     def stopService(self):
@@ -203,6 +224,7 @@ class AccountService(service.Service):
 
     # -- the operations -----------------------------------------------------------------------
 
+    @unavailable_as_auth_error
     @defer.inlineCallbacks
     def register(self, name: str, password: str, peer: str = "local"):
         check_name(name)
@@ -247,6 +269,7 @@ class AccountService(service.Service):
         finally:
             self.changing.discard(account.id)
 
+    @unavailable_as_auth_error
     @defer.inlineCallbacks
     def login(self, name: str, password: str, peer: str = "local"):
         check_name(name)
@@ -269,6 +292,7 @@ class AccountService(service.Service):
         self._count("ok")
         return account
 
+    @unavailable_as_auth_error
     @defer.inlineCallbacks
     def login_or_register(self, name: str, password: str, peer: str = "local"):
         """(Account, created): log in, or register the name if nobody has it."""
@@ -288,6 +312,7 @@ class AccountService(service.Service):
         account = yield self.login(name, password, peer)
         return account, False
 
+    @unavailable_as_auth_error
     @defer.inlineCallbacks
     def guest(self, name: Optional[str] = None):
         """A temporary account: the given name if free, else a generated one."""

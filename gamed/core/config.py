@@ -42,6 +42,9 @@ class DatabaseSettings:
     pool_size: int = 5
     #: seconds a start-up connection attempt may take before giving up
     connect_timeout: float = 5.0
+    #: seconds a lookup a player waits for (login, session, ratings, history) may take
+    #: before it is answered `unavailable`; writes (moves, results) are always waited for
+    query_timeout: float = 5.0
 
     def resolved_url(self) -> str:
         if self.url:
@@ -244,7 +247,7 @@ def _check_cluster(config: GamedConfig) -> None:
 #: numbers that must be above zero (every other number of the config may not be negative;
 #: 0 disables where a key's comment says so, e.g. idle_timeout)
 POSITIVE = {
-    ("database", "pool_size"),
+    ("database", "pool_size"), ("database", "query_timeout"),
     ("accounts", "bcrypt_queue_limit"), ("accounts", "session_ttl"),
     ("accounts", "address_burst"), ("accounts", "address_rate"),
     ("accounts", "account_burst"), ("accounts", "account_rate"),

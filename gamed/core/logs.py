@@ -67,3 +67,16 @@ def make_observer(fmt: str, level: str, out: IO[str] | None = None):
     base = JsonLinesObserver(out) if fmt == "json" else textFileLogObserver(out)
     predicate = LogLevelFilterPredicate(defaultLogLevel=LEVELS[level])
     return FilteringLogObserver(base, [predicate])
+
+
+def log_failure(logger, format: str, failure=None, **kwargs) -> None:
+    """`logger.failure(format, failure, **kwargs)`, except for a database that is away:
+    that is an operational state, not a bug, and gets one warning line without a
+    traceback (the database logs when it goes and when it comes back)."""
+    from gamed.store.database import DatabaseUnavailable
+
+    if failure is not None and failure.check(DatabaseUnavailable):
+        logger.warn(format + " (database unavailable: {db_problem})",
+                    db_problem=failure.getErrorMessage(), **kwargs)
+    else:
+        logger.failure(format, failure, **kwargs)

@@ -22,14 +22,16 @@ from twisted.application import service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from gamed.core.accounts import AuthError
+from gamed.core.accounts import UNAVAILABLE, AuthError
 from gamed.core.channel import ConnectionHandler, encode
 from gamed.core.live import GameMonitor, RunningMatch, UnknownMatch
+from gamed.core.logs import log_failure
 from gamed.core.recording import record_with_retries
 from gamed.novaglide import rules
 from gamed.novaglide.matchmaking import Queue
 from gamed.novaglide.messages import (STATUS_FLAGS, packet, parse_input, state_packet,
                                       state_tail)
+from gamed.store.database import DatabaseUnavailable
 from gamed.store.ratings import MatchPlayer, MatchResult
 
 log = Logger(namespace="gamed.novaglide")
@@ -222,12 +224,12 @@ class NovaglideGame(service.Service):
             try:
                 self.advance(match, steps, now, grace, stamp)
             except Exception:  # one broken match must not stop the ticker for all
-                log.failure("novaglide: match {match_id} failed; ending it as aborted",
+                log_failure(log, "novaglide: match {match_id} failed; ending it as aborted",
                             match_id=match.id)
                 try:
                     self.end_match(match, reason="aborted")
                 except Exception:
-                    log.failure("novaglide: match {match_id} could not be ended; dropped",
+                    log_failure(log, "novaglide: match {match_id} could not be ended; dropped",
                                 match_id=match.id)
                     self.drop_match(match)
         if self.tick_waiters:
@@ -351,7 +353,7 @@ class NovaglideGame(service.Service):
 
     def unrecorded(self, failure, match: Match, winner: Optional[int]) -> None:
         """The result could not be stored (after retries): free the players, tell them."""
-        log.failure("novaglide: match {match_id} could not be recorded", failure,
+        log_failure(log, "novaglide: match {match_id} could not be recorded", failure,
                     match_id=match.id)
         ended = MatchEnd(match, winner, after=None, before=dict(match.ratings))
         for side in (1, 2):
@@ -525,8 +527,11 @@ class NovaConnection(ConnectionHandler):
             result.addErrback(self._failed, flag)
 
     def _failed(self, failure, flag):
-        log.failure("novaglide: {flag} failed", failure, flag=flag)
-        self.fail("internal_error", "the server could not answer %s" % flag)
+        log_failure(log, "novaglide: {flag} failed", failure, flag=flag)
+        if failure.check(DatabaseUnavailable):
+            self.fail("unavailable", UNAVAILABLE)
+        else:
+            self.fail("internal_error", "the server could not answer %s" % flag)
 
     def connection_lost(self, reason: str) -> None:
         self.game.disconnected(self)

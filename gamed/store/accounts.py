@@ -87,7 +87,7 @@ class AccountStore:
     def find(self, name: str) -> defer.Deferred:
         if not _searchable(name):
             return defer.succeed(None)
-        return self.database.run_interaction(
+        return self.database.run_read(
             "find_account", lambda cur: _account(cur.execute(
                 _BY_KEY, (name_key(name),)).fetchone()))
 
@@ -100,10 +100,10 @@ class AccountStore:
             row = cur.execute(_BY_KEY_WITH_HASH, (name_key(name),)).fetchone()
             return None if row is None else (_account(row[:5]), row[5])
 
-        return self.database.run_interaction("find_account_hash", find)
+        return self.database.run_read("find_account_hash", find)
 
     def get(self, account_id: int) -> defer.Deferred:
-        return self.database.run_interaction(
+        return self.database.run_read(
             "get_account", lambda cur: _account(cur.execute(
                 _BY_ID, (account_id,)).fetchone()))
 
@@ -120,7 +120,7 @@ class AccountStore:
                     found[row[0]] = _account(row)
             return found
 
-        return self.database.run_interaction("get_accounts", get)
+        return self.database.run_read("get_accounts", get)
 
     def set_password_hash(self, account_id: int, password_hash: str) -> defer.Deferred:
         return self.database.run_interaction(
@@ -154,7 +154,7 @@ class SessionStore:
 
     def account_for(self, token_hash: str, now: float) -> defer.Deferred:
         """The live session's Account (not expired, not revoked, not banned) or None."""
-        return self.database.run_interaction(
+        return self.database.run_read(
             "resume_session", lambda cur: _account(cur.execute(
                 "SELECT a.id, a.name, a.name_key, a.is_guest, a.banned FROM sessions s"
                 " JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = ?"

@@ -83,6 +83,11 @@ class Engine:
             text = text.replace(token, value)
         return text
 
+    def connection_lost(self, connection, exc: BaseException) -> bool:
+        """Whether `exc` (raised in a transaction on `connection`) means the database
+        went away rather than that the transaction was refused."""
+        return False
+
     def is_integrity_error(self, failure_value: BaseException) -> bool:
         return isinstance(failure_value, self.module.IntegrityError)
 
@@ -146,6 +151,12 @@ class PostgresEngine(Engine):
 
     def on_new_connection(self, connection) -> None:
         connection.set_session(isolation_level="READ COMMITTED", autocommit=False)
+
+    def connection_lost(self, connection, exc: BaseException) -> bool:
+        # psycopg2 marks a connection whose server vanished as closed (2) on first use;
+        # an InterfaceError is an operation on a connection already closed
+        return bool(getattr(connection, "closed", 0)) or isinstance(
+            exc, self.module.InterfaceError)
 
     def convert_sql(self, sql: str) -> str:
         # no store writes a literal "?" or "%" in SQL text: every value is a parameter

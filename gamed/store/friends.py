@@ -48,7 +48,7 @@ class FriendStore:
 
     def friends_of(self, account_id: int) -> defer.Deferred:
         """[Account] ordered by name."""
-        return self.database.run_interaction(
+        return self.database.run_read(
             "friends_of", lambda cur: [
                 Account(r[0], r[1], r[2], bool(r[3]), bool(r[4])) for r in cur.execute(
                     "SELECT a.id, a.name, a.name_key, a.is_guest, a.banned FROM friends f"

@@ -266,17 +266,17 @@ class RatingStore:
         return iso(self.now()) if self.now else iso(0)
 
     def get_rating(self, account_id: int, game: str) -> defer.Deferred:
-        return self.database.run_interaction("get_rating", read_rating, account_id, game)
+        return self.database.run_read("get_rating", read_rating, account_id, game)
 
     def ratings_of(self, account_id: int) -> defer.Deferred:
         """Every game's Rating of one account, by game name."""
-        return self.database.run_interaction(
+        return self.database.run_read(
             "ratings_of", lambda cur: [_rating(r) for r in cur.execute(
                 _RATING + " WHERE account_id = ? ORDER BY game", (account_id,)).fetchall()])
 
     def get_ratings(self, account_ids: Iterable[int], game: str) -> defer.Deferred:
         ids = list(account_ids)
-        return self.database.run_interaction(
+        return self.database.run_read(
             "get_ratings", lambda cur: {i: read_rating(cur, i, game) for i in ids})
 
     def record_match(self, result: MatchResult) -> defer.Deferred:
@@ -286,8 +286,8 @@ class RatingStore:
                                              self._now_iso())
 
     def leaderboard(self, game: str, limit: int = 10, offset: int = 0) -> defer.Deferred:
-        return self.database.run_interaction("leaderboard", leaderboard_txn, game, limit,
-                                             offset)
+        return self.database.run_read("leaderboard", leaderboard_txn, game, limit,
+                                      offset)
 
     def rank(self, account_id: int, game: str) -> defer.Deferred:
         def rank(cur: Cursor):
@@ -301,10 +301,10 @@ class RatingStore:
                 " (rating = ? AND account_id < ?))", (game, row[0], row[0], account_id))
             return higher + 1
 
-        return self.database.run_interaction("rank", rank)
+        return self.database.run_read("rank", rank)
 
     def players_count(self, game: str) -> defer.Deferred:
-        return self.database.run_interaction(
+        return self.database.run_read(
             "players_count", lambda cur: cur.scalar(
                 "SELECT COUNT(*) FROM ratings WHERE game = ?", (game,)))
 
@@ -330,13 +330,13 @@ class RatingStore:
                     row[7], row[8], json.loads(row[9] or "{}")))
             return summaries
 
-        return self.database.run_interaction("match_history", history)
+        return self.database.run_read("match_history", history)
 
     def matches(self, game: Optional[str] = None, player_id: Optional[int] = None,
                 limit: int = 20, before_id: Optional[int] = None) -> defer.Deferred:
         """Recent matches (newest first) with their players, for the API and gamectl."""
-        return self.database.run_interaction("list_matches", matches_txn, game, player_id,
-                                             limit, before_id)
+        return self.database.run_read("list_matches", matches_txn, game, player_id,
+                                      limit, before_id)
 
     def match(self, match_id: int) -> defer.Deferred:
         """One finished match as `matches` lists it, or None."""
@@ -344,7 +344,7 @@ class RatingStore:
             row = cur.execute(_MATCH + " WHERE m.id = ?", (match_id,)).fetchone()
             return _match_dict(cur, row) if row else None
 
-        return self.database.run_interaction("get_match", match)
+        return self.database.run_read("get_match", match)
 
     def rating_points(self, account_id: int, limit: int = 200) -> defer.Deferred:
         """The account's ratings after its last `limit` ranked matches, oldest first:
@@ -357,7 +357,7 @@ class RatingStore:
             return [(r[0], r[1], r[2], float(r[3])) for r in reversed(rows)
                     if r[3] is not None]
 
-        return self.database.run_interaction("rating_points", points)
+        return self.database.run_read("rating_points", points)
 
     def front_page(self, games, top: int = 5, recent: int = 10) -> defer.Deferred:
         """In one transaction: the top of each game's leaderboard, how many players each
@@ -368,4 +368,4 @@ class RatingStore:
                       for game in games}
             return boards, counts, matches_txn(cur, None, None, recent, None)
 
-        return self.database.run_interaction("front_page", front)
+        return self.database.run_read("front_page", front)

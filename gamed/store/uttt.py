@@ -302,4 +302,4 @@ class UtttStore:
                 " r.account_id LIMIT ?", (GAME, top)).fetchall()
             return EloSummary(rating, rank, tuple((row[0], float(row[1])) for row in rows))
 
-        return self.database.run_interaction("uttt_elo_summary", summary)
+        return self.database.run_read("uttt_elo_summary", summary)

@@ -10,8 +10,10 @@ from typing import Optional
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from gamed.core.accounts import AuthError
+from gamed.core.accounts import UNAVAILABLE, AuthError
 from gamed.core.channel import ConnectionHandler
+from gamed.core.logs import log_failure
+from gamed.store.database import DatabaseUnavailable
 from gamed.store.uttt import GAME
 from gamed.uttt import rules
 from gamed.uttt.game import UtttGame
@@ -115,9 +117,11 @@ class UtttConnection(ConnectionHandler):
             self._refuse(kind, exc.code, exc.message)
         elif isinstance(exc, rules.IllegalMove):
             self._refuse(kind, exc.code, exc.message)
+        elif isinstance(exc, DatabaseUnavailable):
+            self._refuse(kind, "unavailable", UNAVAILABLE)
         else:
             if fail is not None:
-                log.failure("uttt: {kind} from {peer} failed", fail, kind=kind,
+                log_failure(log, "uttt: {kind} from {peer} failed", fail, kind=kind,
                             peer=getattr(self.channel, "peer", "?"))
             else:
                 log.error("uttt: {kind} failed: {error!r}", kind=kind, error=exc)

@@ -17,6 +17,7 @@ from twisted.python import failure
 
 from gamed.core.channel import encode
 from gamed.core.live import GameMonitor, RunningMatch, UnknownMatch
+from gamed.core.logs import log_failure
 from gamed.store.accounts import iso
 from gamed.store.ratings import MatchPlayer, MatchResult
 from gamed.store.uttt import GAME, MatchClosed, MoveMade, NewMatch, StaleMatch, UtttStore
@@ -112,7 +113,7 @@ class UtttGame(service.Service):
                 waiter.callback(None)
 
         def failed(reason):
-            log.failure("uttt: loading open matches failed; retrying in 5 s", reason)
+            log_failure(log, "uttt: loading open matches failed; retrying in 5 s", reason)
             if self.running:
                 self.clock.callLater(5.0, self._load)
 
@@ -395,7 +396,7 @@ class UtttGame(service.Service):
     def _friends_changed(self, account_id: int) -> None:
         """Send fresh friends_updates to the online friends of `account_id`."""
         d = self._tell_friends(account_id)
-        d.addErrback(lambda f: log.failure("uttt: telling friends of {id} failed", f,
+        d.addErrback(lambda f: log_failure(log, "uttt: telling friends of {id} failed", f,
                                            id=account_id))
 
     @defer.inlineCallbacks
@@ -531,7 +532,7 @@ class UtttGame(service.Service):
                 for account_id in ids:
                     self.matched(account_id, started)
                 if not started:
-                    log.failure("uttt: starting a queued match failed; both wait again",
+                    log_failure(log, "uttt: starting a queued match failed; both wait again",
                                 result)
 
             d.addBoth(done)
@@ -604,7 +605,7 @@ class UtttGame(service.Service):
                 if was_online and not self.anywhere(player.id):
                     # gone while the result was written: it will not see the announcement
                     self.store.mark_unseen(match.id, player.id).addErrback(
-                        lambda f: log.failure("uttt: marking a result unseen failed", f))
+                        lambda f: log_failure(log, "uttt: marking a result unseen failed", f))
             self.results_counter.labels(reason).inc()
             log.info("uttt: match {id} ended ({reason}), winner {winner}", id=match.id,
                      reason=reason, winner=match.player(winner).name if winner else None)
@@ -647,7 +648,7 @@ class UtttGame(service.Service):
             return
         d = self.elo_update(player)
         d.addCallback(lambda message: self.send_to(player.id, encode(message)))
-        d.addErrback(lambda f: log.failure("uttt: elo_update for {name} failed", f,
+        d.addErrback(lambda f: log_failure(log, "uttt: elo_update for {name} failed", f,
                                            name=player.name))
 
     # -- the move deadline (survives restarts: it is derived from last_move_at) -----------
@@ -680,7 +681,7 @@ class UtttGame(service.Service):
         d.addErrback(self._deadline_failed, match)
 
     def _deadline_failed(self, reason, match: LiveMatch) -> None:
-        log.failure("uttt: ending match {id} on timeout failed; retrying in 60 s", reason,
+        log_failure(log, "uttt: ending match {id} on timeout failed; retrying in 60 s", reason,
                     id=match.id)
         if match.id in self.matches:
             match.deadline_call = self.clock.callLater(60.0, self._deadline_passed, match.id)

@@ -8,6 +8,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import resource, server
 
+from gamed.core.logs import log_failure
+
 log = Logger(namespace="gamed.web")
 
 HEALTH_TIMEOUT = 2.0
@@ -60,7 +62,7 @@ class JsonEndpoint(resource.Resource):
             if failure.check(ApiError):
                 error = failure.value
                 return error.status, {"error": error.code, "message": error.message}
-            log.failure("HTTP request {uri} failed", failure, uri=request.uri)
+            log_failure(log, "HTTP request {uri} failed", failure, uri=request.uri)
             return 500, {"error": "internal", "message": "the server failed to answer"}
 
         def write(result):
@@ -75,7 +77,8 @@ class JsonEndpoint(resource.Resource):
 
 class Health(JsonEndpoint):
     """200 when the database answers within HEALTH_TIMEOUT seconds and the node is in
-    its cluster (when it has one), 503 with the reason otherwise."""
+    its cluster (when it has one), 503 otherwise with the reason in `message` (the
+    driver's error, or that it did not answer in time)."""
 
     async def answer(self, request, *path):
         cluster = self.core.cluster
@@ -85,7 +88,7 @@ class Health(JsonEndpoint):
             raise ApiError(503, "unavailable", "cluster: %s" % problem)
         database = self.core.database
         try:
-            await database.ping().addTimeout(HEALTH_TIMEOUT, self.core.reactor)
+            await database.ping(HEALTH_TIMEOUT)
         except Exception as exc:
             problem = str(exc) or type(exc).__name__
             log.warn("health check: database did not answer: {problem}", problem=problem)

@@ -30,7 +30,7 @@ async def test_healthz_200_when_the_database_answers(core):
 @pytest_twisted.ensureDeferred
 async def test_healthz_503_when_the_database_does_not(core, monkeypatch):
     monkeypatch.setattr(core.database, "ping",
-                        lambda: defer.fail(RuntimeError("connection refused")))
+                        lambda timeout=None: defer.fail(RuntimeError("connection refused")))
     code, _, body = await get(core, "/healthz")
     assert code == 503 and "connection refused" in json.loads(body)["message"]
 
