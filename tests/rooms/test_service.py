@@ -353,6 +353,19 @@ def test_make_service_builds_both_listeners_and_reports_metrics():
     assert "gamed_rooms_open 1.0" in text and "gamed_rooms_players 1.0" in text
 
 
+def test_the_drain_linger_is_wired_and_kept_within_the_grace_period():
+    from gamed.rooms.service import make_service
+
+    rooms = make_service(core_with()).getServiceNamed("rooms")
+    assert rooms.drain_linger == 2.0 and rooms.clock is not None
+    rooms = make_service(core_with({("shutdown", "grace_period"): 0.5})).getServiceNamed(
+        "rooms")
+    assert rooms.drain_linger == 0.5
+    rooms = make_service(core_with({("rooms", "drain_linger"): 0.0})).getServiceNamed("rooms")
+    Client(rooms, "ann")
+    assert rooms.stopService() is None  # nothing to wait for: closed at once
+
+
 def test_an_empty_listen_value_disables_that_listener():
     from gamed.rooms.service import make_service
 
