@@ -16,6 +16,7 @@ import sys
 
 from twisted.internet import defer, task
 
+from gamed.core import operator
 from gamed.core.accounts import AuthError
 from gamed.core.config import ConfigError, load_config, set_option
 from gamed.store.database import blocking_connect, run_blocking
@@ -36,6 +37,10 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply pending schema migrations")
     sub.add_parser("check", help="database reachable and schema current (exit 1 if not)")
+    admin = sub.add_parser("admin-password",
+                           help="print a bcrypt hash for [http] admin_password_hash")
+    admin.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of stdin")
 
     user = sub.add_parser("user", help="manage accounts").add_subparsers(dest="action",
                                                                           required=True)
@@ -120,6 +125,21 @@ def cmd_check(config, args, out) -> int:
     return 0
 
 
+def cmd_admin_password(config, args, out) -> int:
+    """The hash to put in [http] admin_password_hash (the /admin console's password)."""
+    import bcrypt
+
+    from gamed.core.accounts import bcrypt_secret
+
+    password = read_password(args)
+    if len(password) < 8:
+        raise Failed("the console password must be at least 8 characters")
+    hashed = bcrypt.hashpw(bcrypt_secret(password),
+                           bcrypt.gensalt(config.accounts.bcrypt_cost)).decode("ascii")
+    print("admin_password_hash = %s" % json.dumps(hashed), file=out)
+    return 0
+
+
 def _where(engine) -> str:
     url = engine.url
     return url.path if url.scheme == "sqlite" else "%s@%s:%d/%s" % (
@@ -182,44 +202,46 @@ def with_core(config, work):
     return result
 
 
+def operator_name() -> str:
+    """Who runs gamectl, for the log lines of its actions."""
+    try:
+        return "gamectl:%s" % getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in this environment
+        return "gamectl"
+
+
 async def find(core, name):
-    account = await core.accounts.find_account(name)
-    if account is None:
-        raise Failed("no account named %r" % name)
-    return account
+    try:
+        return await operator.find(core, name)
+    except operator.OperatorError as exc:
+        raise Failed(str(exc)) from None
 
 
 def user_command(args, password):
+    """gamectl user ...: the same functions as the /admin console (gamed.core.operator)."""
+    actions = {
+        "create": lambda core, by: operator.create(core, args.name, password, by),
+        "passwd": lambda core, by: operator.set_password(core, args.name, password, by),
+        "ban": lambda core, by: operator.ban(core, args.name, by),
+        "unban": lambda core, by: operator.unban(core, args.name, by),
+        "delete": lambda core, by: operator.delete(core, args.name, by),
+    }
+
     async def work(core):
-        accounts = core.accounts
-        if args.action == "create":
-            account = await accounts.register(args.name, password, "gamectl")
-            return "created account %d %s" % (account.id, account.name)
-        account = await find(core, args.name)
-        if args.action == "passwd":
-            accounts.check_password_rule(password)
-            hashed = await accounts.hash_password(password)
-            await accounts.store.set_password_hash(account.id, hashed)
-            await accounts.revoke_sessions(account.id)
-            return "password of %s changed; its sessions are revoked" % account.name
-        if args.action == "ban":
-            await accounts.store.set_banned(account.id, True)
-            revoked = await accounts.revoke_sessions(account.id)
-            return "banned %s (%d sessions revoked)" % (account.name, revoked)
-        if args.action == "unban":
-            await accounts.store.set_banned(account.id, False)
-            return "unbanned %s" % account.name
-        await accounts.store.delete(account.id)
-        return "deleted %s" % account.name
+        try:
+            return await actions[args.action](core, operator_name())
+        except operator.OperatorError as exc:
+            raise Failed(str(exc)) from None
 
     return work
 
 
 def sessions_command(args):
     async def work(core):
-        account = await find(core, args.name)
-        revoked = await core.accounts.revoke_sessions(account.id)
-        return "revoked %d sessions of %s" % (revoked, account.name)
+        try:
+            return await operator.revoke_sessions(core, args.name, operator_name())
+        except operator.OperatorError as exc:
+            raise Failed(str(exc)) from None
 
     return work
 
@@ -277,6 +299,8 @@ def main(argv=None, out=None) -> int:
             return cmd_migrate(config, args, out)
         if args.command == "check":
             return cmd_check(config, args, out)
+        if args.command == "admin-password":
+            return cmd_admin_password(config, args, out)
         if args.command == "user":
             password = read_password(args) if args.action in ("create", "passwd") else None
             work = user_command(args, password)

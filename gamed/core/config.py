@@ -81,6 +81,11 @@ class HttpSettings:
     #: https page) on the page's own host at the port of [uttt] websocket (give the URL
     #: when that is not a tcp: or ssl: port, or when a proxy serves it elsewhere)
     play_websocket_url: str = ""
+    #: the /admin console's password as a bcrypt hash (`gamectl admin-password` makes
+    #: one); empty: no console, /admin is a 404
+    admin_password_hash: str = ""
+    #: seconds a console login lasts (its cookie and its server-side session)
+    admin_session_ttl: float = 3600.0
 
 
 @attrs.define
@@ -199,6 +204,10 @@ def validate(config: GamedConfig) -> None:
         raise ConfigError("accounts.bcrypt_cost: must be between 4 and 31")
     if config.accounts.bcrypt_threads < 1:
         raise ConfigError("accounts.bcrypt_threads: must be at least 1")
+    admin_hash = config.http.admin_password_hash
+    if admin_hash and not (len(admin_hash) == 60 and admin_hash[:4] in ("$2a$", "$2b$", "$2y$")):
+        raise ConfigError("http.admin_password_hash: not a bcrypt hash (make one with "
+                          "gamectl admin-password)")
     if config.logging.format not in ("text", "json"):
         raise ConfigError("logging.format: must be \"text\" or \"json\"")
     if config.logging.level not in ("debug", "info", "warn", "error"):
@@ -251,7 +260,7 @@ POSITIVE = {
     ("accounts", "bcrypt_queue_limit"), ("accounts", "session_ttl"),
     ("accounts", "address_burst"), ("accounts", "address_rate"),
     ("accounts", "account_burst"), ("accounts", "account_rate"),
-    ("accounts", "max_password_length"),
+    ("accounts", "max_password_length"), ("http", "admin_session_ttl"),
     ("novaglide", "match_seconds"), ("novaglide", "classic_max_request"),
     ("blockattack", "game_seconds"), ("blockattack", "max_datagram"),
     ("blockattack", "silence_timeout"), ("blockattack", "power_every"),

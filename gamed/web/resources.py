@@ -114,7 +114,7 @@ class MetricsPage(resource.Resource):
 class Root(resource.Resource):
     """/ is the games page; the other pages, the JSON API, health and metrics below it."""
 
-    def __init__(self, core):
+    def __init__(self, core, recent=None):
         super().__init__()
         from gamed.web import pages
         from gamed.web.api import Api
@@ -136,6 +136,10 @@ class Root(resource.Resource):
         from gamed.web.play import PlayUttt
 
         self.putChild(b"play", PlayUttt(core, env))
+        if core.config.http.admin_password_hash:  # without it /admin is a 404
+            from gamed.web.admin import AdminConsole
+
+            self.putChild(b"admin", AdminConsole(core, env, recent))
 
     def getChild(self, path, request):
         if path == b"":
@@ -146,7 +150,8 @@ class Root(resource.Resource):
         return self.home.render_GET(request)
 
 
-def make_site(core) -> server.Site:
-    site = server.Site(Root(core))
+def make_site(core, recent=None) -> server.Site:
+    """The site; `recent` (a RecentProblems log observer) feeds /admin's error list."""
+    site = server.Site(Root(core, recent))
     site.displayTracebacks = False
     return site

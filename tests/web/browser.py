@@ -53,10 +53,16 @@ def close_browser(driver) -> None:
         shutil.rmtree(driver.profile_dir, ignore_errors=True)
 
 
-def wait_for(driver, condition, message: str = ""):
+def wait_for(driver, condition, message=""):
+    """Wait until condition(driver) is true; message (or message()) says what did not
+    happen. WAIT is a bound for a busy machine, not a margin the pass depends on."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition, message)
+    try:
+        return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition)
+    except TimeoutException:
+        raise AssertionError(message() if callable(message) else message) from None
 
 
 def shot(driver, folder, name: str, full_page: bool = True) -> str:

@@ -95,6 +95,7 @@
       return;
     }
     sessionStorage.setItem(SESSION_KEY, data.id);
+    $("login-password").value = "";
     me = {name: data.user, registered: !!data.registered};
     matches = {}; order = []; current = null;
     notice("");
@@ -232,7 +233,11 @@
     if (!match) {
       board.classList.add("empty");
       if (me) { status(order.length ? "Choose a match." : "Start a match: a random opponent or a friend."); }
-      for (var i = 0; i < 9; i++) { board.appendChild(element("div", null, "sub")); }
+      for (var i = 0; i < 9; i++) {
+        var blank = element("div", null, "sub");
+        for (var j = 0; j < 9; j++) { blank.appendChild(element("span", null, "cell")); }
+        board.appendChild(blank);
+      }
       return;
     }
     board.classList.remove("empty");

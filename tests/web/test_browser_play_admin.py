@@ -1,15 +1,23 @@
-"""/play/uttt in two headless Chromium browsers against the real daemon: both log in,
-one befriends and invites the other, they play a whole game by clicking, and the result
-and the new ratings show on both pages."""
+"""/play/uttt and /admin in two headless Chromium browsers against the real daemon: both
+log in, one befriends and invites the other, they play a whole game by clicking, and the
+result and the new ratings show on both pages; then one logs in to the operator console
+and bans the other, whose open page is disconnected at once; a POST without the CSRF
+token is refused."""
 
 from __future__ import annotations
 
+import sqlite3
+
+import bcrypt
 import pytest
 from integration.harness import Daemon
 
+from gamed.core.accounts import bcrypt_secret
 from gamed.uttt import rules
 
 from .browser import close_browser, console_errors, make_browser, shot, wait_for
+
+ADMIN_PASSWORD = "console-password"
 
 # the shortest win for player A (17 moves), as (sub_x, sub_y, x, y)
 SHORT_GAME = [(0, 2, 1, 1), (1, 1, 1, 2), (1, 2, 0, 0), (0, 0, 1, 2), (1, 2, 0, 1),
@@ -21,7 +29,8 @@ SHORT_GAME = [(0, 2, 1, 1), (1, 1, 1, 2), (1, 2, 0, 0), (0, 0, 1, 2), (1, 2, 0, 
 @pytest.fixture(scope="module")
 def players(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("play")
-    daemon = Daemon(tmp).start()
+    hashed = bcrypt.hashpw(bcrypt_secret(ADMIN_PASSWORD), bcrypt.gensalt(4)).decode()
+    daemon = Daemon(tmp, '[http]\nadmin_password_hash = "%s"\n' % hashed).start()
     browsers = []
     try:
         browsers.append(make_browser(1000, 900))
@@ -123,3 +132,60 @@ def test_a_guest_plays_without_an_account(players):
     alice.find_element(By.ID, "guest-button").click()
     wait_for(alice, lambda d: text(d, "#me") == "visitor (temporary)", "no guest session")
     assert text(alice, "#elo") == "unranked" and not visible(alice, "friend-form")
+
+
+def banned(tmp, name):
+    with sqlite3.connect(str(tmp / "gamed.sqlite3")) as db:
+        return bool(db.execute("SELECT banned FROM accounts WHERE name_key = ?",
+                               (name,)).fetchone()[0])
+
+
+def test_admin_bans_a_player_whose_page_is_open(players):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    daemon, (admin, bruno), tmp = players
+    assert visible(bruno, "lobby-card") and text(bruno, "#me") == "bruno"  # still playing
+    admin.get("http://127.0.0.1:%d/admin" % daemon.ports["http"])
+    wait_for(admin, lambda d: d.find_elements(By.ID, "admin-login"), "no login page")
+    admin.find_element(By.NAME, "who").send_keys("olga")
+    admin.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
+    admin.find_element(By.CSS_SELECTOR, "#admin-login button").click()
+    wait_for(admin, lambda d: d.find_elements(By.ID, "users"), "no console after login")
+    assert "bruno" in admin.find_element(By.ID, "online").text
+    assert "uttt" in admin.find_element(By.ID, "connections").text
+    shot(admin, tmp, "admin")
+    form = admin.find_element(By.ID, "user-action")
+    form.find_element(By.NAME, "name").send_keys("bruno")
+    Select(form.find_element(By.NAME, "action")).select_by_value("ban")
+    form.find_element(By.TAG_NAME, "button").click()
+    wait_for(admin, lambda d: "banned bruno" in (text(d, "main") or ""), "no confirmation")
+    assert "1 live connection closed" in admin.find_element(By.CSS_SELECTOR, ".flash").text
+    wait_for(bruno, lambda d: "Disconnected" in text(d, "#play-status"),
+             "bruno's page was not disconnected")
+    assert banned(tmp, "bruno")
+    bruno.find_element(By.ID, "reconnect-button").click()  # the session is revoked
+    wait_for(bruno, lambda d: visible(d, "login-card"), "the revoked session resumed")
+    bruno.find_element(By.ID, "login-name").clear()
+    bruno.find_element(By.ID, "login-name").send_keys("bruno")
+    bruno.find_element(By.ID, "login-password").send_keys("pw-bruno")
+    bruno.find_element(By.ID, "login-button").click()
+    wait_for(bruno, lambda d: "banned" in (text(d, "#notice") or ""),
+             lambda: "a banned login passed: %r" % text(bruno, "#notice"))
+    shot(bruno, tmp, "banned")
+
+
+def test_a_console_post_without_the_csrf_token_is_refused(players):
+    daemon, (admin, _), tmp = players
+    status = admin.execute_async_script(
+        "var done = arguments[arguments.length - 1];"
+        "fetch('/admin/users', {method: 'POST', body: new URLSearchParams("
+        "{name: 'alice', action: 'ban'})}).then(function (r) { done(r.status); });")
+    assert status == 403 and not banned(tmp, "alice")
+    with_token = admin.execute_async_script(  # the same request with the page's token passes
+        "var done = arguments[arguments.length - 1];"
+        "var token = document.querySelector('#user-action [name=csrf]').value;"
+        "fetch('/admin/users', {method: 'POST', body: new URLSearchParams("
+        "{name: 'alice', action: 'revoke', csrf: token})}).then(function (r) {"
+        " done(r.status); });")
+    assert with_token == 200  # fetch followed the 303 back to the console
