@@ -109,15 +109,20 @@ class RawWebSocket:
         return frames
 
 
-def worker(port: int, pairs: int, seconds: float, warmup: float, seed: int, out) -> None:
+def worker(port, pairs: int, seconds: float, warmup: float, seed: int, out) -> None:
+    """port: one port for both players of a pair, or (port of a, port of b) to split each
+    pair across two nodes (bench/cluster.py)."""
     from gamed.uttt import rules
 
+    ports = port if isinstance(port, tuple) else (port, port)
+
     rng = random.Random(seed)
-    stats = {"moves": 0, "latencies": [], "games": 0, "errors": 0, "acked_total": 0}
+    stats = {"moves": 0, "latencies": [], "games": 0, "errors": 0, "acked_total": 0,
+             "error_codes": {}}
 
     class Player:
         def __init__(self, pair):
-            self.ws = RawWebSocket(port)
+            self.ws = RawWebSocket(ports[len(pair.members)])
             self.pair = pair
             self.name = "b%s" % secrets.token_hex(6)
             self.sent_at = None
@@ -134,6 +139,8 @@ def worker(port: int, pairs: int, seconds: float, warmup: float, seed: int, out)
             elif kind in ("move_response", "error", "match_request_response"):
                 if not data.get("success"):
                     stats["errors"] += 1
+                    code = "%s:%s" % (kind, data.get("error"))
+                    stats["error_codes"][code] = stats["error_codes"].get(code, 0) + 1
 
         def on_update(self, data, now):
             state = data["match_state"]

@@ -64,6 +64,9 @@ class MatchClosed:
     move: Optional[MoveMade] = None
     #: whether each player (a, b) has already been shown the result
     seen: tuple = (False, False)
+    #: the move count the match must still have (None: any); a node of a cluster whose
+    #: copy of the match is behind cannot end it (a timeout seen on an old position)
+    moves_before: Optional[int] = None
 
 
 # -- read models ----------------------------------------------------------------------------
@@ -142,14 +145,18 @@ def _match_closed(cur: Cursor, op: MatchClosed):
     recorded = None
     if op.result is not None:
         recorded = record_match_txn(cur, op.result, iso(op.finished_at))
+    # a node of a cluster whose copy is behind must not end the match (moves_before)
+    expect = op.moves_before if op.move is None else None
     updated = cur.execute(
         "UPDATE uttt_matches SET is_open = 0, winner = ?, is_draw = ?, reason = ?,"
-        " finished_at = ?, result_id = ?, seen_a = ?, seen_b = ? WHERE id = ? AND is_open = 1",
+        " finished_at = ?, result_id = ?, seen_a = ?, seen_b = ? WHERE id = ? AND is_open = 1"
+        + ("" if expect is None else " AND moves = ?"),
         (op.winner, int(op.is_draw), op.reason, op.finished_at,
          recorded.match_id if recorded else None, int(op.seen[0]), int(op.seen[1]),
-         op.match_id)).rowcount
+         op.match_id) + (() if expect is None else (expect,))).rowcount
     if updated != 1:
-        raise StaleMatch("match %d is already closed" % op.match_id)
+        raise StaleMatch("match %d is already closed or not at move %s"
+                         % (op.match_id, expect))
     return recorded
 
 

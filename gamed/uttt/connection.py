@@ -267,8 +267,25 @@ class UtttConnection(ConnectionHandler):
         self.send(frame(Response(True, "started a match against %s" % name),
                         "match_request_response"))
 
+    @defer.inlineCallbacks
+    def _my_match(self, match_key: str):
+        """The player's open match (read from the database again in a cluster when this
+        node has not heard of it yet), or BadRequest."""
+        match = self.game.find_match(match_key, self.player.id)
+        if match is None and self.game.clustered:
+            yield self.game.refresh(self.player.id)
+            match = self.game.find_match(match_key, self.player.id)
+        if match is None:
+            raise BadRequest("no_such_match", "you have no open match %s" % match_key[:64])
+        return match
+
     def on_move(self, request):
         match = self.game.find_match(request.id, self.player.id)
+        if match is None and self.game.clustered:
+            return self._my_match(request.id).addCallback(self._play, request)
+        return self._play(match, request)
+
+    def _play(self, match, request):
         if match is None:
             raise BadRequest("no_such_match", "you have no open match %s" % request.id[:64])
         move = rules.Move(request.sub_x, request.sub_y, request.x, request.y)
@@ -278,14 +295,11 @@ class UtttConnection(ConnectionHandler):
             self._refuse("move", exc.code, exc.message, id=match.key)
             return None
 
+    @defer.inlineCallbacks
     def on_end_match(self, request):
-        match = self.game.find_match(request.id, self.player.id)
-        if match is None:
-            raise BadRequest("no_such_match", "you have no open match %s" % request.id[:64])
-        d = self.game.leave(match, self.player)
-        d.addCallback(lambda _: self.send(frame(Response(True, "match %s ended" % match.key),
-                                                "end_match_response")))
-        return d
+        match = yield self._my_match(request.id)
+        yield self.game.leave(match, self.player)
+        self.send(frame(Response(True, "match %s ended" % match.key), "end_match_response"))
 
     @defer.inlineCallbacks
     def on_match_states_request(self, request):

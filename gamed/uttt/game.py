@@ -274,7 +274,9 @@ class UtttGame(service.Service):
         text = self.update_text(match)
         for player in match.players():
             self.send_here(player.id, text)
-        if self.clustered:
+        nodes = (self.presence.nodes_of(match.player_a.id, GAME)
+                 | self.presence.nodes_of(match.player_b.id, GAME)) if self.clustered else ()
+        if nodes:  # the other nodes read the match from the database when they need it
             last = match.board.last_move
             self.bus.publish("uttt.match", {
                 "id": match.id, "x": text, "r": match.ranked,
@@ -282,7 +284,7 @@ class UtttGame(service.Service):
                 "b": [match.player_b.id, match.player_b.name, match.player_b.guest],
                 "c": match.board.encode_cells(), "l": last.encode() if last else None,
                 "at": match.created_at, "mt": match.last_move_at,
-                "end": list(match.result) if match.result else None})
+                "end": list(match.result) if match.result else None}, nodes)
 
     def _remote_match(self, message: dict, sender: str) -> None:
         """A match changed on another node (committed there): copy, then tell ours."""
@@ -297,7 +299,11 @@ class UtttGame(service.Service):
                                   self._player(*message["b"]), message["r"], board,
                                   message["at"], message["mt"])
                 self._register(match)
-            elif not match.pending and board.moves >= match.board.moves:
+            elif board.moves <= match.board.moves:
+                # shown here already: a login listed it (read from the database) before
+                # this news arrived, or the news is older
+                return
+            elif not match.pending:
                 match.board = board
                 match.last_move_at = message["mt"]
                 self._schedule_deadline(match)
@@ -591,7 +597,7 @@ class UtttGame(service.Service):
         result = self._result(match, board, winner, draw, reason, now)
         seen = tuple(self.anywhere(p.id) for p in match.players())
         op = MatchClosed(match.id, winner, draw, reason, now, result,
-                         final[0] if final else None, seen)
+                         final[0] if final else None, seen, match.board.moves)
 
         def committed(recorded):
             match.pending = False

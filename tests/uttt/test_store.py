@@ -158,3 +158,25 @@ async def test_moves_of_many_matches_in_one_batch_and_a_stale_one_among_them(dat
     for match_id in ids:
         assert (await store.get_match(match_id)).moves == 1
         assert len(await store.moves(match_id)) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_close_from_a_copy_behind_the_database_is_refused(database):
+    """Two nodes of a cluster: one ends the match on a timeout it saw at move 0 while the
+    other has committed a move; the database refuses the close and records nothing."""
+    a, b = await accounts(database, "alice", "bob")
+    store = UtttStore(database)
+    (match_id,) = await store.write_batch([NewMatch(a.id, b.id, True, 1500.0)])
+    op, _ = move_op(match_id, rules.new_board(), rules.Move(1, 1, 1, 1))
+    await store.write_batch([op])
+    result = MatchResult("uttt", (MatchPlayer(a.id, "loss", 0.0), MatchPlayer(b.id, "win", 1.0)),
+                         rules.TIMEOUT)
+    with pytest.raises(StaleMatch):
+        await store.write_batch([MatchClosed(match_id, rules.MARK_B, False, rules.TIMEOUT,
+                                             3000.0, result, None, (False, False), 0)])
+    row = await store.get_match(match_id)
+    assert row.is_open and row.moves == 1
+    assert await RatingStore(database).history(a.id, "uttt") == []
+    await store.write_batch([MatchClosed(match_id, rules.MARK_B, False, rules.TIMEOUT,
+                                         3000.0, result, None, (False, False), 1)])
+    assert not (await store.get_match(match_id)).is_open
