@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
 from gamed.core.channel import ConnectionHandler, encode
 from gamed.core.config import GamedConfig, set_option
 
@@ -69,3 +71,35 @@ def connect(handler: ConnectionHandler, channel: FakeChannel | None = None) -> F
     channel.handler = handler
     handler.connection_made(channel)
     return channel
+
+
+class ErrorLog:
+    """Records every twisted.logger event at error or critical level (a logged failure,
+    an unhandled error in a Deferred) while installed: `with ErrorLog() as errors:`."""
+
+    LEVELS = (LogLevel.error, LogLevel.critical)
+
+    def __init__(self):
+        self.events: list = []
+
+    def __call__(self, event: dict) -> None:
+        if event.get("log_level") in self.LEVELS:
+            self.events.append(event)
+
+    def lines(self) -> list[str]:
+        """Each recorded event as text, its traceback included."""
+        out = []
+        for event in self.events:
+            text = formatEvent(event)
+            failure = event.get("log_failure")
+            if failure is not None:
+                text += "\n" + failure.getTraceback()
+            out.append(text)
+        return out
+
+    def __enter__(self) -> "ErrorLog":
+        globalLogPublisher.addObserver(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        globalLogPublisher.removeObserver(self)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import WebSocketProtocol
+from twisted.logger import Logger
 
 from gamed.core.channel import BadFrame
 from gamed.core.transport import Connection, StreamEndpoint, peer_of, refusal_line
+
+log = Logger(namespace="gamed.transport")
+OPEN = WebSocketProtocol.STATE_OPEN
 
 
 class JsonWebSocketProtocol(WebSocketServerProtocol):
@@ -34,11 +39,26 @@ class JsonWebSocketProtocol(WebSocketServerProtocol):
                                      self._close, self.transport, self._write_prepared)
         self.connection.start()
 
+    # Between the peer's close frame (or a dropped connection) and onClose, autobahn's
+    # state is no longer OPEN and sendMessage raises: a client that leaves is normal, so
+    # what is sent to it then is dropped with a debug line.
     def _write(self, text: str) -> None:
+        if self.state != OPEN:
+            self._dropped()
+            return
         self.sendMessage(text.encode("utf-8"), isBinary=False)
 
     def _write_prepared(self, frame) -> None:
+        if self.state != OPEN:
+            self._dropped()
+            return
         self.sendPreparedMessage(frame.websocket(self.factory))
+
+    def _dropped(self) -> None:
+        connection = self.connection
+        if connection is not None:
+            log.debug("{service}: {peer} has gone: a frame to it dropped",
+                      service=connection.endpoint.service, peer=connection.peer)
 
     def _close(self) -> None:
         self.sendClose(code=1000)

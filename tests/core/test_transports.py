@@ -350,3 +350,60 @@ def test_a_websocket_pong_counts_as_activity_and_pings_are_configured():
     clock.advance(250.0)
     proto.onPong(b"")
     assert proto.connection.last_activity == 250.0
+
+
+# -- a client that leaves is not an error ----------------------------------------------------
+
+HANDSHAKE = (b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             b"Sec-WebSocket-Version: 13\r\n\r\n")
+CLOSE_FRAME = b"\x88\x82\x00\x00\x00\x00\x03\xe8"  # masked (with zeros) close, code 1000
+
+
+class TcpLikeTransport(StringTransport):
+    """autobahn unregisters its producer whether or not one was registered, as TCP allows."""
+
+    def unregisterProducer(self):
+        self.producer = None
+
+
+def test_a_send_after_the_peers_close_frame_is_dropped_quietly():
+    # autobahn leaves OPEN at the peer's close frame but calls onClose only when TCP is
+    # gone: a reply sent in between (a login answered from the database) must not raise
+    from gamed.core.testing import ErrorLog
+
+    clock = task.Clock()
+    endpoint = make_endpoint("websocket", clock)
+    proto = websocket_factory(endpoint).buildProtocol(None)
+    transport = TcpLikeTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(HANDSHAKE)
+    channel = proto.connection
+    assert channel is not None and b"101 Switching Protocols" in transport.value()
+    transport.clear()
+    with ErrorLog() as errors:
+        proto.dataReceived(CLOSE_FRAME)
+        assert not channel.closed  # onClose has not run yet: the TCP close is pending
+        channel.send({"late": "login_response"})
+        channel.send_text('{"late":"elo_update"}')
+        from gamed.core.channel import PreparedText
+        channel.send_prepared(PreparedText('{"late":"relayed"}'))
+        channel.close("done")
+        proto.connectionLost(failure.Failure(error.ConnectionDone()))
+    assert errors.lines() == []
+    assert b"late" not in transport.value()
+    assert endpoint.open == 0
+
+
+def test_a_send_after_a_lines_peer_has_gone_is_dropped_quietly():
+    from gamed.core.testing import ErrorLog
+
+    proto, transport, endpoint, _ = lines_protocol()
+    channel = proto.connection
+    with ErrorLog() as errors:
+        transport.loseConnection()
+        channel.send({"late": 1})
+        proto.connectionLost(failure.Failure(error.ConnectionDone()))
+        channel.send({"later": 2})
+    assert errors.lines() == []
+    assert endpoint.open == 0
