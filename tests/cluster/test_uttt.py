@@ -144,3 +144,27 @@ def test_uttt_across_two_nodes(start_node):
     assert resumed["match_state"]["active_player"] == "bob_x"
     play(bob, [again], second, (2, 2, 0, 0))
     play(again, [bob], second, (0, 0, 0, 0))
+
+
+def test_a_drained_node_leaves_its_players_to_go_on_elsewhere(start_node):
+    """Rolling restart: SIGTERM drains a; its player reconnects to b and plays on; a has
+    left the cluster at once (no wait for the heartbeat timeout)."""
+    a, b = start_node("a"), start_node("b")
+    ann, bob = Player(a), Player(b)
+    token_ann = ann.login("ann_r", "pw-ann")
+    bob.login("bob_r", "pw-bob")
+    wait_for(lambda: get(a, "/api/players/bob_r")[1]["online"], "a sees bob")
+    ann.send("match_request", {"player": "bob_r"})
+    match_id = bob.wait("match_update")["id"]
+    play(ann, [bob], match_id, (1, 1, 1, 1))
+    a.proc.send_signal(signal.SIGTERM)
+    assert a.proc.wait(30) in (0, -signal.SIGTERM), a.log()
+    assert "cluster: node a left" in a.log()
+    wait_for(lambda: not get(b, "/api/players/ann_r")[1]["online"], "b forgets ann")
+    again = Player(b)
+    again.send("reconnect", {"id": token_ann})
+    assert again.wait("reconnect_response")["success"]
+    assert again.wait("match_update", lambda d: d["id"] == match_id)["match_state"][
+        "active_player"] == "bob_r"
+    play(bob, [again], match_id, (1, 1, 0, 0))
+    play(again, [bob], match_id, (0, 0, 2, 2))
