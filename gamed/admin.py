@@ -18,7 +18,8 @@ from twisted.internet import defer, task
 
 from gamed.core import operator
 from gamed.core.accounts import AuthError
-from gamed.core.config import ConfigError, load_config, set_option
+from gamed.core.config import ConfigError, set_option
+from gamed.games import load_config
 from gamed.store.database import blocking_connect, run_blocking
 from gamed.store.engines import create_engine
 from gamed.store.migrations import SchemaError, current_version, known_migrations, migrate, pending

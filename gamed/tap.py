@@ -14,8 +14,9 @@ from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
 
-from gamed.core.config import LISTENER_KEYS, ConfigError, GamedConfig, load_config, set_option
+from gamed.core.config import ConfigError, set_option
 from gamed.core.endpoints import ListenError
+from gamed.games import GAMES, LISTENER_KEYS, GamedConfig, load_config
 from gamed.core.lag import ReactorLagMonitor
 from gamed.core.metrics import Metrics
 from gamed.core.runtime import Core, build_core
@@ -26,8 +27,6 @@ from gamed.store.engines import create_engine
 from gamed.store.migrations import SchemaError, migrate
 
 log = Logger(namespace="gamed")
-
-GAMES = ("novaglide", "blockattack", "uttt", "rooms")
 
 
 class Options(usage.Options):
@@ -173,7 +172,8 @@ def build_services(core: Core) -> service.MultiService:
                 raise
             log.warn("{game}: not available in this build", game=game)
             continue
-        child = module.make_service(core)
+        # each game is handed its own section of the config
+        child = module.make_service(core, settings=getattr(core.config, game))
         if child is not None:
             child.setServiceParent(games)
     from gamed.web.service import make_service as make_web

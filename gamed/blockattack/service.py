@@ -552,8 +552,8 @@ def game_name_of(game: Game, key: str) -> str:
     raise KeyError(key)
 
 
-def make_service(core) -> service.IService:
-    settings = core.config.blockattack
+def make_service(core, settings=None) -> service.IService:
+    settings = settings if settings is not None else core.config.blockattack
     # stopped newest first, one after another: the game sends game_end to everyone
     # before the socket closes
     top = SequentialMultiService()

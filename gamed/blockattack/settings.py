@@ -1,10 +1,17 @@
 """The [blockattack] config section."""
 
+from typing import ClassVar
+
 import attrs
 
 
 @attrs.define
 class BlockattackSettings:
+    # listener keys (endpoint kind) and numbers that must be above zero, for the config
+    LISTENERS: ClassVar[dict] = {"listen": "udp"}
+    POSITIVE: ClassVar[frozenset] = frozenset({
+        "game_seconds", "max_datagram", "silence_timeout", "power_every", "connect_timeout",
+        "max_waiting"})
     #: UDP listener: udp:PORT[:interface=ADDR] (empty disables it)
     listen: str = "udp:5557"
     #: Elo K factor

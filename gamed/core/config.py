@@ -2,23 +2,26 @@
 
 Every section and key has a documented default (see etc/gamed.toml); an unknown key, a
 wrong type or a bad value raises `ConfigError` naming the key, and nothing starts.
+
+The core knows only its own sections; the games' sections come from the game registry
+(`gamed.games`), which builds the daemon's config class with `config_class`. A section
+class says which of its keys are listeners (`LISTENERS`: key -> "tcp" or "udp") and
+which numbers must be above zero (`POSITIVE`); stream sections (`StreamLimits`) get the
+transport limits checked.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
-from gamed.blockattack.settings import BlockattackSettings
 from gamed.cluster.settings import ClusterSettings
-from gamed.novaglide.settings import NovaglideSettings
-from gamed.rooms.settings import RoomsSettings
-from gamed.uttt.settings import UtttSettings
+from gamed.core.settings import StreamLimits
 
 
 class ConfigError(Exception):
@@ -75,6 +78,7 @@ class AccountSettings:
 
 @attrs.define
 class HttpSettings:
+    LISTENERS: ClassVar[dict] = {"listen": "tcp"}
     #: HTTP listener: the web pages, /healthz, /metrics, /api/...
     listen: str = "tcp:8080"
     #: the WebSocket URL the /play/uttt page connects to; empty: ws:// (wss:// on an
@@ -102,31 +106,32 @@ class ShutdownSettings:
     grace_period: float = 5.0
 
 
-@attrs.define
-class GamedConfig:
-    database: DatabaseSettings = attrs.Factory(DatabaseSettings)
-    accounts: AccountSettings = attrs.Factory(AccountSettings)
-    http: HttpSettings = attrs.Factory(HttpSettings)
-    logging: LoggingSettings = attrs.Factory(LoggingSettings)
-    shutdown: ShutdownSettings = attrs.Factory(ShutdownSettings)
-    cluster: ClusterSettings = attrs.Factory(ClusterSettings)
-    novaglide: NovaglideSettings = attrs.Factory(NovaglideSettings)
-    blockattack: BlockattackSettings = attrs.Factory(BlockattackSettings)
-    uttt: UtttSettings = attrs.Factory(UtttSettings)
-    rooms: RoomsSettings = attrs.Factory(RoomsSettings)
+#: the core's own sections, in the order of the config file
+CORE_SECTIONS: dict = {
+    "database": DatabaseSettings,
+    "accounts": AccountSettings,
+    "http": HttpSettings,
+    "logging": LoggingSettings,
+    "shutdown": ShutdownSettings,
+    "cluster": ClusterSettings,
+}
 
 
-#: listener keys per section: (section, key) pairs the --listen overrides may name
-LISTENER_KEYS = (
-    ("novaglide", "listen"),
-    ("novaglide", "classic_listen"),
-    ("blockattack", "listen"),
-    ("uttt", "websocket"),
-    ("uttt", "listen"),
-    ("rooms", "websocket"),
-    ("rooms", "listen"),
-    ("http", "listen"),
-)
+def config_class(game_sections: dict) -> type:
+    """The config class of a daemon serving these games ({section: settings class}):
+    the core's sections and then each game's, all with their defaults."""
+    sections = {**CORE_SECTIONS, **game_sections}
+    return attrs.make_class("GamedConfig", {
+        name: attrs.field(type=cls, factory=cls) for name, cls in sections.items()})
+
+
+def listener_keys(config_type: type) -> tuple:
+    """(section, key) of every listener, the games' first: what --SECTION-KEY overrides."""
+    found = []
+    for field in attrs.fields(config_type):
+        for key in getattr(field.type, "LISTENERS", {}):
+            found.append((field.name, key))
+    return tuple(sorted(found, key=lambda pair: pair[0] in CORE_SECTIONS))
 
 
 def _converter() -> cattrs.Converter:
@@ -167,19 +172,19 @@ def _describe(exc: BaseException, _type) -> str:
     return str(exc)
 
 
-def structure_config(data: dict[str, Any]) -> GamedConfig:
+def structure_config(data: dict[str, Any], config_type: type) -> Any:
     try:
-        config = _converter().structure(data, GamedConfig)
+        config = _converter().structure(data, config_type)
     except Exception as exc:  # cattrs reports through exception groups
         raise ConfigError(_first_problem(exc)) from None
     validate(config)
     return config
 
 
-def load_config(path: str | None) -> GamedConfig:
+def load_config(path: str | None, config_type: type) -> Any:
     """Read and validate a config file; None means the built-in defaults."""
     if path is None:
-        return structure_config({})
+        return structure_config({}, config_type)
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
@@ -187,10 +192,10 @@ def load_config(path: str | None) -> GamedConfig:
         raise ConfigError("cannot read config %s: %s" % (path, exc.strerror)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config %s is not valid TOML: %s" % (path, exc)) from None
-    return structure_config(data)
+    return structure_config(data, config_type)
 
 
-def validate(config: GamedConfig) -> None:
+def validate(config) -> None:
     """Checks beyond types: ranges, endpoint syntax, database URL scheme."""
     from gamed.core.endpoints import check_endpoint
     from gamed.store.engines import parse_database_url
@@ -212,15 +217,17 @@ def validate(config: GamedConfig) -> None:
         raise ConfigError("logging.format: must be \"text\" or \"json\"")
     if config.logging.level not in ("debug", "info", "warn", "error"):
         raise ConfigError("logging.level: must be one of debug, info, warn, error")
-    for section, key in LISTENER_KEYS:
-        value = getattr(getattr(config, section), key)
-        udp = (section, key) == ("blockattack", "listen")
+    for section, key in listener_keys(type(config)):
+        part = getattr(config, section)
+        udp = type(part).LISTENERS[key] == "udp"
         try:
-            check_endpoint(value, udp=udp)
+            check_endpoint(getattr(part, key), udp=udp)
         except ValueError as exc:
             raise ConfigError("%s.%s: %s" % (section, key, exc)) from None
-    for section in ("novaglide", "uttt", "rooms"):
-        limits = getattr(config, section)
+    for field in attrs.fields(type(config)):
+        section, limits = field.name, getattr(config, field.name)
+        if not isinstance(limits, StreamLimits):
+            continue
         for key in ("max_line_length", "burst", "max_connections", "max_send_buffer"):
             if getattr(limits, key) < 1:
                 raise ConfigError("%s.%s: must be positive" % (section, key))
@@ -232,7 +239,7 @@ def validate(config: GamedConfig) -> None:
     _check_ranges(config)
 
 
-def _check_cluster(config: GamedConfig) -> None:
+def _check_cluster(config) -> None:
     from gamed.cluster.settings import parse_redis_url
 
     cluster = config.cluster
@@ -253,26 +260,20 @@ def _check_cluster(config: GamedConfig) -> None:
         raise ConfigError("cluster.key_prefix: must not be empty")
 
 
-#: numbers that must be above zero (every other number of the config may not be negative;
-#: 0 disables where a key's comment says so, e.g. idle_timeout)
+#: the core's numbers that must be above zero (a game's are its section's POSITIVE; every
+#: other number of the config may not be negative; 0 disables where a key's comment says
+#: so, e.g. idle_timeout)
 POSITIVE = {
     ("database", "pool_size"), ("database", "query_timeout"),
     ("accounts", "bcrypt_queue_limit"), ("accounts", "session_ttl"),
     ("accounts", "address_burst"), ("accounts", "address_rate"),
     ("accounts", "account_burst"), ("accounts", "account_rate"),
     ("accounts", "max_password_length"), ("http", "admin_session_ttl"),
-    ("novaglide", "match_seconds"), ("novaglide", "classic_max_request"),
-    ("blockattack", "game_seconds"), ("blockattack", "max_datagram"),
-    ("blockattack", "silence_timeout"), ("blockattack", "power_every"),
-    ("blockattack", "connect_timeout"), ("blockattack", "max_waiting"),
-    ("uttt", "max_open_matches"), ("uttt", "move_timeout"), ("uttt", "pair_interval"),
-    ("uttt", "max_queued_requests"),
-    ("rooms", "max_players"),
     ("cluster", "heartbeat"), ("cluster", "timeout"),
 }
 
 
-def _check_ranges(config: GamedConfig) -> None:
+def _check_ranges(config) -> None:
     for section_field in attrs.fields(type(config)):
         section = getattr(config, section_field.name)
         if not attrs.has(type(section)):
@@ -282,13 +283,14 @@ def _check_ranges(config: GamedConfig) -> None:
             if type(value) not in (int, float):
                 continue
             where = (section_field.name, field.name)
-            if where in POSITIVE and not value > 0:
+            positive = where in POSITIVE or field.name in getattr(type(section), "POSITIVE", ())
+            if positive and not value > 0:
                 raise ConfigError("%s.%s: must be positive" % where)
             if value < 0:
                 raise ConfigError("%s.%s: must not be negative" % where)
 
 
-def set_option(config: GamedConfig, section: str, key: str, value: Any) -> GamedConfig:
+def set_option(config, section: str, key: str, value: Any):
     """A copy of config with section.key replaced (command-line overrides)."""
     part = attrs.evolve(getattr(config, section), **{key: value})
     return attrs.evolve(config, **{section: part})

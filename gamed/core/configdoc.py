@@ -12,7 +12,6 @@ import re
 
 import attrs
 
-from gamed.core.config import GamedConfig
 
 _ATTRIBUTE = re.compile(r"^\s+(\w+)\s*:")
 
@@ -63,10 +62,13 @@ def _toml_value(value) -> str:
     return json.dumps(value)
 
 
-def render_default_config() -> str:
-    defaults = GamedConfig()
+def render_default_config(config_type=None) -> str:
+    """The documented defaults of a config class (the daemon's, gamed.games, by default)."""
+    if config_type is None:
+        from gamed.games import GamedConfig as config_type
+    defaults = config_type()
     out = [HEADER]
-    for section in attrs.fields(GamedConfig):
+    for section in attrs.fields(config_type):
         settings = getattr(defaults, section.name)
         out.append("")
         note = SECTION_NOTES.get(section.name)

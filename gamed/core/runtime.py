@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Optional
+from typing import Any, Optional
 
 import attrs
 from twisted.application import service
@@ -12,7 +12,6 @@ from gamed.cluster.interface import Cluster, Presence
 from gamed.cluster.local import LocalCluster
 from gamed.core.accounts import AccountService
 from gamed.core.channel import HandlerFactory
-from gamed.core.config import GamedConfig
 from gamed.core.endpoints import UdpService, stream_service
 from gamed.core.lines import JsonLinesFactory
 from gamed.core.live import Live
@@ -29,7 +28,7 @@ from gamed.store.ratings import RatingStore
 @attrs.define
 class Core:
     reactor: object
-    config: GamedConfig
+    config: Any  # gamed.games.GamedConfig: the core sections and one per game
     database: Database
     accounts: AccountService
     ratings: RatingStore
@@ -74,7 +73,7 @@ class Core:
         return UdpService(self.reactor, endpoint, protocol)
 
 
-def build_core(reactor, config: GamedConfig, database: Database, metrics: Metrics,
+def build_core(reactor, config, database: Database, metrics: Metrics,
                rng: Optional[random.Random] = None,
                cluster: Optional[Cluster] = None) -> Core:
     now = reactor.seconds

@@ -7,11 +7,13 @@ import json
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from gamed.core.channel import ConnectionHandler, encode
-from gamed.core.config import GamedConfig, set_option
+from gamed.core.config import set_option
 
 
-def make_test_config(overrides: dict | None = None) -> GamedConfig:
+def make_test_config(overrides: dict | None = None):
     """Defaults with bcrypt cost 4; overrides are {(section, key): value}."""
+    from gamed.games import GamedConfig  # the whole daemon's config, every game's section
+
     config = set_option(GamedConfig(), "accounts", "bcrypt_cost", 4)
     for (section, key), value in (overrides or {}).items():
         config = set_option(config, section, key, value)

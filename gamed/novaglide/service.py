@@ -658,8 +658,8 @@ class NovaConnection(ConnectionHandler):
         match.inputs[match.side_of(self.account.id)] = control  # applied on the next tick
 
 
-def make_service(core, clock=None) -> service.IService:
-    settings = core.config.novaglide
+def make_service(core, clock=None, settings=None) -> service.IService:
+    settings = settings if settings is not None else core.config.novaglide
     top = service.MultiService()
     top.setName(GAME)
     game = NovaglideGame(core, clock)

@@ -1,5 +1,7 @@
 """The [novaglide] config section."""
 
+from typing import ClassVar
+
 import attrs
 
 from gamed.core.settings import StreamLimits
@@ -7,6 +9,9 @@ from gamed.core.settings import StreamLimits
 
 @attrs.define
 class NovaglideSettings(StreamLimits):
+    # listener keys (endpoint kind) and numbers that must be above zero, for the config
+    LISTENERS: ClassVar[dict] = {"listen": "tcp", "classic_listen": "tcp"}
+    POSITIVE: ClassVar[frozenset] = frozenset({"match_seconds", "classic_max_request"})
     #: TCP JSON lines listener (Twisted endpoint description; empty disables it)
     listen: str = "tcp:5555"
     #: the original desktop client's pickle wire (empty = off). That client hard-codes

@@ -389,8 +389,8 @@ class RoomsConnection(ConnectionHandler):
                 # after the frames it sent before it ended, in order, on the peer's ack
                 other.link.queue_control(player.id, notice)
 
-def make_service(core) -> service.IService:
-    settings: RoomsSettings = core.config.rooms
+def make_service(core, settings: RoomsSettings = None) -> service.IService:
+    settings = settings if settings is not None else core.config.rooms
     top = service.MultiService()
     # the linger ends within the daemon's grace period
     rooms = RoomsService(settings, core.metrics, clock=core.reactor,

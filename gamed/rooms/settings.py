@@ -1,5 +1,7 @@
 """The [rooms] config section."""
 
+from typing import ClassVar
+
 import attrs
 
 from gamed.core.settings import StreamLimits
@@ -7,6 +9,9 @@ from gamed.core.settings import StreamLimits
 
 @attrs.define
 class RoomsSettings(StreamLimits):
+    # listener keys (endpoint kind) and numbers that must be above zero, for the config
+    LISTENERS: ClassVar[dict] = {"websocket": "tcp", "listen": "tcp"}
+    POSITIVE: ClassVar[frozenset] = frozenset({"max_players"})
     #: WebSocket listener (any request path)
     websocket: str = "tcp:8081"
     #: TCP JSON lines listener

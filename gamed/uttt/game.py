@@ -37,9 +37,10 @@ class UtttGame(service.Service):
 
     name = "uttt-game"
 
-    def __init__(self, core, store: UtttStore, clock=None, tuning: Optional[Tuning] = None):
+    def __init__(self, core, store: UtttStore, clock=None, tuning: Optional[Tuning] = None,
+                 settings=None):
         self.core = core
-        self.settings = core.config.uttt
+        self.settings = settings if settings is not None else core.config.uttt
         self.tuning = tuning = tuning or Tuning(
             match_window=self.settings.match_window,
             match_window_widen=self.settings.match_window_widen,

@@ -11,16 +11,19 @@ from gamed.store.uttt import GAME, UtttStore
 from gamed.uttt.connection import UtttConnection
 from gamed.uttt.game import UtttGame
 from gamed.uttt.live import Tuning
+from gamed.uttt.settings import UtttSettings
 
 __all__ = ["make_service", "Tuning", "UtttConnection", "UtttGame"]
 
 
-def make_service(core, clock=None, tuning: Optional[Tuning] = None) -> service.IService:
-    """The uttt game and its listeners (WebSocket and TCP JSON lines)."""
-    settings = core.config.uttt
+def make_service(core, clock=None, tuning: Optional[Tuning] = None,
+                 settings: Optional[UtttSettings] = None) -> service.IService:
+    """The uttt game and its listeners (WebSocket and TCP JSON lines) on its [uttt]
+    section (the core's config when none is given: tests)."""
+    settings = settings if settings is not None else core.config.uttt
     top = service.MultiService()
     top.setName("uttt")
-    game = UtttGame(core, UtttStore(core.database), clock, tuning)
+    game = UtttGame(core, UtttStore(core.database), clock, tuning, settings)
     game.setServiceParent(top)
     top.game = game
     core.live.register(GAME, game.monitor())

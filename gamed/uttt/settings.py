@@ -1,5 +1,7 @@
 """The [uttt] config section."""
 
+from typing import ClassVar
+
 import attrs
 
 from gamed.core.settings import StreamLimits
@@ -7,6 +9,10 @@ from gamed.core.settings import StreamLimits
 
 @attrs.define
 class UtttSettings(StreamLimits):
+    # listener keys (endpoint kind) and numbers that must be above zero, for the config
+    LISTENERS: ClassVar[dict] = {"websocket": "tcp", "listen": "tcp"}
+    POSITIVE: ClassVar[frozenset] = frozenset({
+        "max_open_matches", "move_timeout", "pair_interval", "max_queued_requests"})
     #: WebSocket listener (any request path)
     websocket: str = "tcp:5556"
     #: TCP JSON lines listener

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from gamed.core.config import ConfigError, GamedConfig, load_config, structure_config
+from gamed.core.config import ConfigError
+from gamed.games import GamedConfig, load_config, structure_config
 from gamed.core.configdoc import render_default_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

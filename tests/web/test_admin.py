@@ -233,7 +233,8 @@ async def test_console_logins_are_throttled(console):
 
 def test_gamectl_admin_password_makes_a_hash_the_config_takes(tmp_path, monkeypatch):
     from gamed.admin import main
-    from gamed.core.config import ConfigError, load_config
+    from gamed.core.config import ConfigError
+    from gamed.games import load_config
 
     monkeypatch.setattr("sys.stdin", io.StringIO("hunter2-hunter2\n"))
     config = tmp_path / "gamed.toml"
