@@ -13,9 +13,26 @@ log = Logger(namespace="gamed.transport")
 OPEN = WebSocketProtocol.STATE_OPEN
 
 
+#: bytes of opening handshake (the HTTP request) accepted before it is refused: autobahn
+#: would buffer an endless header (copying it on every read) until the handshake timeout
+MAX_HANDSHAKE = 65536
+
+
 class JsonWebSocketProtocol(WebSocketServerProtocol):
     connection: Connection | None = None
     refused_full = False
+    refused_handshake = False
+
+    def dataReceived(self, data):
+        if self.refused_handshake:
+            return
+        if (self.state == self.STATE_CONNECTING
+                and len(self.data) + len(data) > MAX_HANDSHAKE):
+            self.refused_handshake = True
+            self.data = b""
+            self.failHandshake("request header too large", 431)
+            return
+        super().dataReceived(data)
 
     def onConnect(self, request):
         # any path is accepted; nothing to negotiate
@@ -104,7 +121,20 @@ class JsonWebSocketProtocol(WebSocketServerProtocol):
             connection.bad_frame_received(BadFrame(
                 "binary", "binary frames are not accepted: send JSON text"))
             return
-        connection.frame_received(payload.decode("utf-8"))
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            # refused like a line that is not UTF-8 (counted, answered, rate-limited);
+            # autobahn's own check would fail the connection with a log line per peer
+            connection.bad_frame_received(BadFrame("malformed_json",
+                                                   "the frame is not valid UTF-8"))
+            return
+        connection.frame_received(text)
+
+    def failHandshake(self, reason, code=400, responseHeaders=None):
+        # not a WebSocket client (junk, a scanner, plain HTTP): counted like bad input
+        self.factory.endpoint.stats.error("bad_handshake")
+        super().failHandshake(reason, code, responseHeaders)
 
     def onPong(self, payload):
         # the browser answers our pings by itself: the peer is there and listening
@@ -132,6 +162,8 @@ def websocket_factory(endpoint: StreamEndpoint) -> WebSocketServerFactory:
         closeHandshakeTimeout=2,
         # game frames are small and latency matters
         tcpNoDelay=True,
+        # text is decoded (and refused if it is not UTF-8) in onMessage
+        utf8validateIncoming=False,
         perMessageCompressionAccept=lambda offers: None,
     )
     return factory

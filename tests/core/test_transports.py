@@ -407,3 +407,49 @@ def test_a_send_after_a_lines_peer_has_gone_is_dropped_quietly():
         channel.send({"later": 2})
     assert errors.lines() == []
     assert endpoint.open == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_websocket_invalid_utf8_is_refused_and_an_endless_handshake_cut_short():
+    import socket
+
+    endpoint = make_endpoint("websocket")
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+        websocket_factory(endpoint))
+    number = port.getHost().port
+    handshake = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+
+    def frame(payload):  # masked with a zero mask
+        return bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+    def client():
+        with socket.create_connection(("127.0.0.1", number), timeout=5) as sock:
+            sock.sendall(handshake + b"\r\n")
+            reply = b""
+            while b"\r\n\r\n" not in reply:
+                reply += sock.recv(4096)
+            sock.sendall(frame(b'"\xff\xfe"') + frame(b'{"a": 1}'))
+            data = b""
+            while data.count(b"}") < 2:
+                data += sock.recv(4096)
+        with socket.create_connection(("127.0.0.1", number), timeout=5) as sock:
+            refused = b""
+            try:
+                sock.sendall(handshake + b"X: " + b"h" * 200000 + b"\r\n\r\n")
+            except OSError:
+                pass
+            try:
+                while chunk := sock.recv(4096):
+                    refused += chunk
+            except OSError:
+                pass
+        return data, refused
+
+    try:
+        data, refused = await _in_thread(client)
+        assert b'"error":"malformed_json"' in data and b'"echo":{"a":1}' in data, data
+        assert refused.startswith(b"HTTP/1.1 431"), refused
+        assert endpoint.stats.errors == {"malformed_json": 1, "bad_handshake": 1}
+    finally:
+        await port.stopListening()
