@@ -12,6 +12,10 @@ from typing import Callable, Iterable, Optional, Protocol
 
 from twisted.internet import defer
 
+class ClusterUnavailable(Exception):
+    """The shared state cannot be reached right now (this node is cut off)."""
+
+
 #: callback(account_id, game, online) when an account comes or goes in a game, anywhere
 PresenceWatcher = Callable[[int, str, bool], None]
 #: handler(message, sender_node) for a message another node sent on a topic
@@ -103,3 +107,7 @@ class Cluster(Protocol):
 
     def problem(self) -> Optional[str]:
         """Why this node is cut off from the cluster (for /healthz), or None."""
+
+    def on_rejoined(self, callback: Callable[[], None]) -> None:
+        """callback() each time this node is back in the cluster after a cut (messages
+        sent to it meanwhile were lost: a game brings its players up to date)."""

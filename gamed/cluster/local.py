@@ -131,3 +131,6 @@ class LocalCluster(service.Service):
 
     def problem(self) -> Optional[str]:
         return None
+
+    def on_rejoined(self, callback: Callable[[], None]) -> None:
+        """One node is never cut off from itself."""

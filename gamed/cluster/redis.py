@@ -292,6 +292,8 @@ class RedisCluster(service.Service):
         self._beat: Optional[task.LoopingCall] = None
         self._forget_call = None
         self._beating = False
+        self._joined_before = False
+        self._rejoined: list = []
         self.bus.subscribe("presence", self.presence.remote_event)
         self.bus.subscribe("takeover", self.presence.taken_over)
         self.bus.subscribe("queue.taken", self.queue.taken_here)
@@ -304,6 +306,9 @@ class RedisCluster(service.Service):
         if self.link.up:
             return None
         return self.link.problem or "redis: not connected"
+
+    def on_rejoined(self, callback) -> None:
+        self._rejoined.append(callback)
 
     def write_failed(self, reason, what: str) -> None:
         if not reason.check(RedisDown):
@@ -372,6 +377,13 @@ class RedisCluster(service.Service):
         self.bus.publish("node", {"joined": True})
         log.info("cluster: node {node} joined", node=self.node)
         yield self.heartbeat(resync=True)
+        if self._joined_before:
+            for callback in list(self._rejoined):
+                try:
+                    callback()
+                except Exception:
+                    log.failure("cluster: a rejoin callback failed")
+        self._joined_before = True
 
     def _announce(self) -> defer.Deferred:
         call = self.link.call

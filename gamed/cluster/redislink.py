@@ -14,12 +14,13 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer, endpoints, protocol
 from twisted.logger import Logger
 
+from gamed.cluster.interface import ClusterUnavailable
 from gamed.cluster.settings import RedisUrl
 
 log = Logger(namespace="gamed.cluster.redis")
 
 
-class RedisDown(Exception):
+class RedisDown(ClusterUnavailable):
     """Redis cannot be reached right now."""
 
 

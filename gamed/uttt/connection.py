@@ -10,6 +10,7 @@ from typing import Optional
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from gamed.cluster.interface import ClusterUnavailable
 from gamed.core.accounts import UNAVAILABLE, AuthError
 from gamed.core.channel import ConnectionHandler
 from gamed.core.logs import log_failure
@@ -119,6 +120,10 @@ class UtttConnection(ConnectionHandler):
             self._refuse(kind, exc.code, exc.message)
         elif isinstance(exc, DatabaseUnavailable):
             self._refuse(kind, "unavailable", UNAVAILABLE)
+        elif isinstance(exc, ClusterUnavailable):
+            self._refuse(kind, "unavailable", "matching players is unavailable right now "
+                                              "(the server is cut off from its cluster); "
+                                              "try again shortly")
         else:
             if fail is not None:
                 log_failure(log, "uttt: {kind} from {peer} failed", fail, kind=kind,

@@ -93,6 +93,7 @@ class UtttGame(service.Service):
         self.bus.subscribe("uttt.match", self._remote_match)
         self.bus.subscribe("uttt.friends", lambda m, sender: self._friends_changed(m["a"]))
         self.queue.on_taken(GAME, lambda key: self.waiting.pop(int(key), None))
+        cluster.on_rejoined(self.catch_up)
 
     # -- service -------------------------------------------------------------------------------
 
@@ -335,6 +336,19 @@ class UtttGame(service.Service):
             match = self.matches.get(match_id)
             if match_id not in open_ids and match is not None and not match.pending:
                 self._unregister(match)
+
+    def catch_up(self) -> None:
+        """Back in the cluster after a cut: news of the other nodes' moves was lost, so
+        every player here is shown its matches as the database has them."""
+        for account_id in list(self.connections):
+            d = self.refresh(account_id)
+
+            def show(_, account_id=account_id):
+                for match in self.matches_of(account_id):
+                    self.send_here(account_id, self.update_text(match))
+
+            d.addCallback(show)
+            d.addErrback(lambda f: log.failure("uttt: catching up after a cut failed", f))
 
     def _stale(self, reason, match: LiveMatch):
         """A write refused because another node changed the match first: take the

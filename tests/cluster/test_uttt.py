@@ -168,3 +168,36 @@ def test_a_drained_node_leaves_its_players_to_go_on_elsewhere(start_node):
         "active_player"] == "bob_r"
     play(bob, [again], match_id, (1, 1, 0, 0))
     play(again, [bob], match_id, (0, 0, 2, 2))
+
+
+def test_redis_away_players_play_on_and_catch_up_when_it_is_back(start_node, tmp_path):
+    from tests.cluster.redisutil import PrivateRedis
+
+    redis = PrivateRedis(tmp_path).start()
+    try:
+        a, b = start_node("a", redis.url), start_node("b", redis.url)
+        ann, bob = Player(a), Player(b)
+        ann.login("ann_o", "pw-ann")
+        bob.login("bob_o", "pw-bob")
+        wait_for(lambda: get(a, "/api/players/bob_o")[1]["online"], "a sees bob")
+        ann.send("match_request", {"player": "bob_o"})
+        assert ann.wait("match_request_response")["success"]
+        match_id = bob.wait("match_update")["id"]
+        play(ann, [bob], match_id, (1, 1, 1, 1))
+        redis.stop()
+        wait_for(lambda: get(b, "/healthz")[0] == 503, "b cut off")
+        # bob plays on; the move is committed (its node answers), the news cannot travel
+        bob.send("move", {"id": match_id, "sub_x": 1, "sub_y": 1, "x": 0, "y": 0})
+        bob.wait("match_update", lambda d: moved((1, 1, 0, 0))(d))
+        # matching needs the cluster's queue: a clear refusal, not a failure
+        ann.send("match_request", {"player": None})
+        refused = ann.wait("match_request_response")
+        assert refused["success"] is False and refused["error"] == "unavailable", refused
+        redis.start()
+        # back together: a brings ann up to date with what happened meanwhile
+        caught = ann.wait("match_update", lambda d: d["id"] == match_id
+                          and moved((1, 1, 0, 0))(d))
+        assert caught["match_state"]["active_player"] == "ann_o"
+        play(ann, [bob], match_id, (0, 0, 2, 2))
+    finally:
+        redis.stop()

@@ -754,3 +754,34 @@ async def test_friends_see_a_new_rating_after_a_ranked_result(game):
     await b.send("end_match", {"id": match_id})
     await eventually(lambda: any(m["type"] == "friends_update" and m["data"]["elos"][0] > 1000
                                  for m in fan.channel.sent))
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_database_judges_two_games_sharing_one_match(core, clock):
+    """Two nodes' games hold a copy of one match (here without a bus between them, the
+    worst case): a move on the stale copy is refused as `stale`, the player is shown the
+    database's position, and the match has exactly the move committed first."""
+    first = UtttGame(core, UtttStore(core.database), clock)
+    first.startService()
+    await first.when_loaded()
+    a, b = await players(first, "judge_a", "judge_b")
+    match_id = await start(a, b)
+    second = UtttGame(core, UtttStore(core.database), clock)
+    second.startService()
+    await second.when_loaded()  # loads the open match: its copy is at move 0
+    a2 = Client(second)
+    assert (await a2.login("judge_a"))["success"]
+    await a.move(match_id, 1, 1, 1, 1)  # committed through the first game
+    await first.writer.drained()
+    a2.take()
+    await a2.move(match_id, 1, 1, 0, 0)  # the second's copy still thinks a is to move
+    await second.writer.drained()
+    await eventually(lambda: any(m.get("type") == "move_response" for m in a2.channel.sent))
+    assert a2.last("move_response")["error"] == "stale"
+    shown = a2.updates(match_id)[-1]["match_state"]
+    assert shown["last_move"] == {"sub_x": 1, "sub_y": 1, "x": 1, "y": 1}
+    assert shown["active_player"] == "judge_b"
+    row = await first.store.get_match(int(match_id))
+    assert row.moves == 1 and row.last_move == "1111"
+    await first.stopService()
+    await second.stopService()
