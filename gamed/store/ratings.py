@@ -250,6 +250,50 @@ def matches_txn(cur: Cursor, game: Optional[str], player_id: Optional[int], limi
         [*args, limit]).fetchall()]
 
 
+def rank_txn(cur: Cursor, account_id: int, game: str) -> Optional[int]:
+    row = cur.execute("SELECT rating FROM ratings WHERE account_id = ? AND game = ?",
+                      (account_id, game)).fetchone()
+    if row is None:
+        return None
+    # two range counts on the (game, rating DESC, account_id) index (one count with an
+    # OR would scan the whole game's part of it)
+    higher = cur.scalar("SELECT COUNT(*) FROM ratings WHERE game = ? AND rating > ?",
+                        (game, row[0]))
+    tied_before = cur.scalar("SELECT COUNT(*) FROM ratings WHERE game = ? AND rating = ?"
+                             " AND account_id < ?", (game, row[0], account_id))
+    return higher + tied_before + 1
+
+
+def history_txn(cur: Cursor, account_id: int, game: Optional[str], limit: int,
+                before_id: Optional[int]) -> list:
+    sql = ("SELECT m.id, m.game, m.ended_at, m.reason, m.ranked, mp.outcome, mp.score,"
+           " mp.rating_before, mp.rating_after, m.details"
+           " FROM match_players mp JOIN matches m ON m.id = mp.match_id"
+           " WHERE mp.account_id = ?")
+    conditions, args = _newest_matches(game, None, before_id)
+    rows = cur.execute(sql + conditions + " ORDER BY mp.match_id DESC LIMIT ?",
+                       [account_id, *args, limit]).fetchall()
+    summaries = []
+    for row in rows:
+        others = cur.execute(
+            "SELECT a.name, mp.score FROM match_players mp JOIN accounts a"
+            " ON a.id = mp.account_id WHERE mp.match_id = ? AND mp.account_id <> ?"
+            " ORDER BY mp.seat", (row[0], account_id)).fetchall()
+        summaries.append(MatchSummary(
+            row[0], row[1], row[2], row[3], bool(row[4]), row[5], float(row[6]),
+            tuple(o[0] for o in others), tuple(float(o[1]) for o in others),
+            row[7], row[8], json.loads(row[9] or "{}")))
+    return summaries
+
+
+def rating_points_txn(cur: Cursor, account_id: int, limit: int) -> list:
+    rows = cur.execute(
+        "SELECT m.id, m.game, m.ended_at, mp.rating_after FROM match_players mp"
+        " JOIN matches m ON m.id = mp.match_id WHERE mp.account_id = ? AND m.ranked = 1"
+        " ORDER BY mp.match_id DESC LIMIT ?", (account_id, limit)).fetchall()
+    return [(r[0], r[1], r[2], float(r[3])) for r in reversed(rows) if r[3] is not None]
+
+
 def _points(outcome: str) -> float:
     return {"win": 1.0, "loss": 0.0, "draw": 0.5}[outcome]
 
@@ -290,18 +334,7 @@ class RatingStore:
                                       offset)
 
     def rank(self, account_id: int, game: str) -> defer.Deferred:
-        def rank(cur: Cursor):
-            row = cur.execute("SELECT rating FROM ratings WHERE account_id = ? AND game = ?",
-                              (account_id, game)).fetchone()
-            if row is None:
-                return None
-            # (game, rating DESC, account_id) index: a range count, not a scan of the game
-            higher = cur.scalar(
-                "SELECT COUNT(*) FROM ratings WHERE game = ? AND (rating > ? OR"
-                " (rating = ? AND account_id < ?))", (game, row[0], row[0], account_id))
-            return higher + 1
-
-        return self.database.run_read("rank", rank)
+        return self.database.run_interaction("rank", rank_txn, account_id, game)
 
     def players_count(self, game: str) -> defer.Deferred:
         return self.database.run_read(
@@ -310,27 +343,21 @@ class RatingStore:
 
     def history(self, account_id: int, game: Optional[str] = None, limit: int = 20,
                 before_id: Optional[int] = None) -> defer.Deferred:
-        def history(cur: Cursor):
-            sql = ("SELECT m.id, m.game, m.ended_at, m.reason, m.ranked, mp.outcome, mp.score,"
-                   " mp.rating_before, mp.rating_after, m.details"
-                   " FROM match_players mp JOIN matches m ON m.id = mp.match_id"
-                   " WHERE mp.account_id = ?")
-            conditions, args = _newest_matches(game, None, before_id)
-            rows = cur.execute(sql + conditions + " ORDER BY m.id DESC LIMIT ?",
-                               [account_id, *args, limit]).fetchall()
-            summaries = []
-            for row in rows:
-                others = cur.execute(
-                    "SELECT a.name, mp.score FROM match_players mp JOIN accounts a"
-                    " ON a.id = mp.account_id WHERE mp.match_id = ? AND mp.account_id <> ?"
-                    " ORDER BY mp.seat", (row[0], account_id)).fetchall()
-                summaries.append(MatchSummary(
-                    row[0], row[1], row[2], row[3], bool(row[4]), row[5], float(row[6]),
-                    tuple(o[0] for o in others), tuple(float(o[1]) for o in others),
-                    row[7], row[8], json.loads(row[9] or "{}")))
-            return summaries
+        return self.database.run_interaction("match_history", history_txn, account_id, game,
+                                             limit, before_id)
 
-        return self.database.run_read("match_history", history)
+    def player_page(self, account_id: int, limit: int = 20, before_id: Optional[int] = None,
+                    points: int = 200) -> defer.Deferred:
+        """What a player page shows, in one transaction: ([(Rating, rank)], [MatchSummary]
+        newest first, the chart's [(match_id, game, ended_at, rating_after)] oldest first)."""
+        def page(cur: Cursor):
+            ratings = [_rating(r) for r in cur.execute(
+                _RATING + " WHERE account_id = ? ORDER BY game", (account_id,)).fetchall()]
+            return ([(r, rank_txn(cur, account_id, r.game)) for r in ratings],
+                    history_txn(cur, account_id, None, limit, before_id),
+                    rating_points_txn(cur, account_id, points))
+
+        return self.database.run_interaction("player_page", page)
 
     def matches(self, game: Optional[str] = None, player_id: Optional[int] = None,
                 limit: int = 20, before_id: Optional[int] = None) -> defer.Deferred:
@@ -349,15 +376,8 @@ class RatingStore:
     def rating_points(self, account_id: int, limit: int = 200) -> defer.Deferred:
         """The account's ratings after its last `limit` ranked matches, oldest first:
         [(match_id, game, ended_at, rating_after)] (match_players_account index)."""
-        def points(cur: Cursor):
-            rows = cur.execute(
-                "SELECT m.id, m.game, m.ended_at, mp.rating_after FROM match_players mp"
-                " JOIN matches m ON m.id = mp.match_id WHERE mp.account_id = ? AND m.ranked = 1"
-                " ORDER BY mp.match_id DESC LIMIT ?", (account_id, limit)).fetchall()
-            return [(r[0], r[1], r[2], float(r[3])) for r in reversed(rows)
-                    if r[3] is not None]
-
-        return self.database.run_read("rating_points", points)
+        return self.database.run_interaction("rating_points", rating_points_txn, account_id,
+                                             limit)
 
     def front_page(self, games, top: int = 5, recent: int = 10) -> defer.Deferred:
         """In one transaction: the top of each game's leaderboard, how many players each

@@ -32,6 +32,8 @@ def live_counts(core) -> dict:
 
 
 class Home(Page):
+    cache_seconds = 1.0  # the live counts in it are refreshed by live.js anyway
+
     async def page(self, request, *path):
         if path:
             raise PageError(404, "Page not found")
@@ -73,6 +75,8 @@ class Leaderboard(Page):
 class PlayerSearch(Page):
     """/players?name= (the search form) and /players/{name}."""
 
+    cache_seconds = 1.0
+
     async def page(self, request, *path):
         if not path:
             name = query_arg(request, "name")
@@ -86,17 +90,14 @@ class PlayerSearch(Page):
         if account is None:
             raise PageError(404, "No such player", "Nobody is called %s." % path[0])
         before = int_query(request, "before", 0, 0, 2 ** 62) or None
-        ratings = []
-        for rating in await core.ratings.ratings_of(account.id):
-            ratings.append((rating, await core.ratings.rank(account.id, rating.game)))
-        history = await core.ratings.history(account.id, None, HISTORY_SIZE + 1, before)
+        ratings, history, points = await core.ratings.player_page(
+            account.id, HISTORY_SIZE + 1, before, CHART_POINTS)
         more = len(history) > HISTORY_SIZE
         history = history[:HISTORY_SIZE]
         older = None
         if more:
             older = "%s?%s" % (player_url(account.name),
                                urlencode({"before": history[-1].match_id}))
-        points = await core.ratings.rating_points(account.id, CHART_POINTS)
         return Html("player.html", {
             "account": account, "ratings": ratings, "history": history, "older": older,
             "chart": rating_chart(points), "online": core.presence.is_online(account.id),

@@ -78,7 +78,15 @@ class PageError(Exception):
         self.message = message
 
 
-def write_html(request, env: jinja2.Environment, answer, extra: Optional[dict] = None) -> None:
+def render_html(env: jinja2.Environment, answer, extra: Optional[dict] = None) -> bytes:
+    values = dict(answer.values)
+    values.update(extra or {})
+    return env.get_template(answer.template).render(**values).encode("utf-8")
+
+
+def write_html(request, env: jinja2.Environment, answer, extra: Optional[dict] = None,
+               body: Optional[bytes] = None) -> None:
+    """Write an Html or Redirect answer (body: the Html already rendered)."""
     if request.finished or getattr(request, "_disconnected", False):
         return
     for name, value in answer.headers.items():
@@ -92,10 +100,10 @@ def write_html(request, env: jinja2.Environment, answer, extra: Optional[dict] =
         request.setHeader(b"location", answer.location.encode("utf-8"))
         request.finish()
         return
-    values = dict(answer.values)
-    values.update(extra or {})
-    body = env.get_template(answer.template).render(**values).encode("utf-8")
+    if body is None:
+        body = render_html(env, answer, extra)
     request.setHeader(b"content-type", b"text/html; charset=utf-8")
+    request.setHeader(b"content-length", b"%d" % len(body))  # known: no chunked encoding
     request.setHeader(b"x-content-type-options", b"nosniff")
     request.setHeader(b"referrer-policy", b"same-origin")
     request.setHeader(b"content-security-policy",
@@ -115,17 +123,38 @@ class Page(resource.Resource):
     a PageError becomes an error page with its status, anything else a 500 page."""
 
     isLeaf = True
+    #: seconds a rendered 200 answer is reused for the same URL (0: never); pages that
+    #: everyone asks for, whose data may be a moment old, set it
+    cache_seconds = 0.0
+    CACHE_SIZE = 256
 
     def __init__(self, core, env: jinja2.Environment):
         super().__init__()
         self.core = core
         self.env = env
+        self.cache: dict = {}  # uri -> (expires, Html, body)
 
     async def page(self, request, *path):
         raise NotImplementedError
 
     def render_GET(self, request):
+        if self.cache_seconds:
+            hit = self.cache.get(request.uri)
+            if hit is not None and hit[0] > self.core.reactor.seconds():
+                write_html(request, self.env, hit[1], body=hit[2])
+                return server.NOT_DONE_YET
         return self._answer(request, self.page)
+
+    def _remember(self, request, answer) -> Optional[bytes]:
+        if not (self.cache_seconds and isinstance(answer, Html) and answer.status == 200
+                and request.method == b"GET"):
+            return None
+        body = render_html(self.env, answer, self.extra_values(request))
+        if len(self.cache) >= self.CACHE_SIZE:
+            self.cache.clear()
+        self.cache[request.uri] = (self.core.reactor.seconds() + self.cache_seconds, answer,
+                                   body)
+        return body
 
     def _answer(self, request, handler):
         path = [p.decode("utf-8", "replace") for p in request.postpath if p]
@@ -139,7 +168,8 @@ class Page(resource.Resource):
                                         "The server failed to show this page."))
 
         def write(answer):
-            write_html(request, self.env, answer, self.extra_values(request))
+            write_html(request, self.env, answer, self.extra_values(request),
+                       self._remember(request, answer))
 
         d.addErrback(failed).addCallback(write)
         d.addErrback(lambda f: log.failure("writing page {uri} failed", f, uri=request.uri))
