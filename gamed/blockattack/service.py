@@ -19,8 +19,10 @@ from twisted.internet import defer, protocol, task
 from twisted.logger import Logger
 
 from gamed.blockattack import messages, rules
+from gamed.blockattack.cluster import Forwarding
 from gamed.blockattack.messages import encode
 from gamed.blockattack.settings import BlockattackSettings
+from gamed.cluster.interface import ClusterUnavailable
 from gamed.core.accounts import UNAVAILABLE, AuthError, check_name
 from gamed.core.live import GameMonitor
 from gamed.core.logs import log_failure
@@ -116,6 +118,10 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
         self.timer.clock = self.clock
         self.dispatch = {"connect": self.on_connect, "game_flux": self.on_flux,
                          "ack": self.on_ack, "forfeit": self.on_forfeit}
+        # in a cluster: players of other nodes (see gamed/blockattack/cluster.py)
+        cluster = getattr(core, "cluster", None)
+        self.forwarding = (Forwarding(self, cluster)
+                           if cluster is not None and cluster.clustered else None)
 
     # -- service -------------------------------------------------------------------------------
 
@@ -179,11 +185,16 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
         self.dropped.labels(reason).inc()
         self.stats.error(reason)
 
+    def write(self, data: bytes, address) -> None:
+        if self.forwarding is not None and self.forwarding.write(data, address):
+            return
+        self.transport.write(data, address)
+
     def send(self, message: dict, address) -> None:
         if self.transport is None:
             return
         self.stats.messages_out += 1
-        self.transport.write(encode(message), address)
+        self.write(encode(message), address)
 
     def answer_error(self, address, received: int, code: str, text: str) -> None:
         """A small error, only where it cannot amplify (see the module docstring)."""
@@ -195,13 +206,15 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
                 return
         if self.transport is not None:
             self.stats.messages_out += 1
-            self.transport.write(data, address)
+            self.write(data, address)
 
     def datagramReceived(self, data: bytes, address) -> None:
         self.stats.messages_in += 1
         if len(data) > self.settings.max_datagram:
             self.drop("oversize")
             return
+        if self.forwarding is not None and self.forwarding.intercept(data, address):
+            return  # its game runs on another node
         try:
             message = json.loads(data)
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
@@ -287,16 +300,48 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
         partner = self.waiting.get(other_key)
         if partner is not None and partner.opponent.casefold() == key:
             del self.waiting[key], self.waiting[other_key]
+            if self.forwarding is not None:  # both here: neither waits in the cluster
+                self.forwarding.leave(partner)
+                self.forwarding.leave(Waiting(me, opponent, address, self.now(), size))
             self.pairing.update((key, other_key))
             d = self.pair(partner, Waiting(me, opponent, address, self.now(), size))
             d.addBoth(lambda result: (self.pairing.difference_update((key, other_key)),
                                       result)[1])
             return
+        if self.forwarding is not None:  # the opponent may wait on another node
+            self.seek_elsewhere(self.waiting[key])
         # no bigger than the connect (it may be forged): without the timestamp if need be
         for reply in (messages.waiting(opponent, self.timestamp()), messages.waiting(opponent)):
             if len(encode(reply)) <= size:
                 self.send(reply, address)
                 break
+
+    def seek_elsewhere(self, entry: Waiting) -> None:
+        """Pair with an opponent waiting on another node; the game then runs here."""
+        key, other_key = entry.name.casefold(), entry.opponent.casefold()
+
+        def found(result):
+            if result is None or self.waiting.get(key) is None or key in self.pairing:
+                return
+            other, address = result
+            mine = self.waiting.pop(key)
+            remote = Waiting(other["name"], other["opponent"], address, other["since"],
+                             other["size"])
+            first, second = sorted((remote, mine), key=lambda w: w.since)
+            self.pairing.update((key, other_key))
+            d = self.pair(first, second)
+            d.addBoth(lambda r: (self.pairing.difference_update((key, other_key)), r)[1])
+
+        d = self.forwarding.seek(entry)
+        d.addCallback(found)
+        d.addErrback(lambda f: None if f.check(ClusterUnavailable) else log_failure(
+            log, "blockattack: pairing across the cluster failed", f))
+
+    def waiting_taken(self, address) -> None:
+        """This node's waiting player was paired by another node (its game runs there)."""
+        for key, entry in list(self.waiting.items()):
+            if entry.address == address:
+                del self.waiting[key]
 
     @defer.inlineCallbacks
     def pair(self, first: Waiting, second: Waiting):
@@ -414,7 +459,7 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
                       power=event.power, game=game.name)
         game.encoded_boards.pop(player, None)
         self.stats.messages_out += 1
-        self.transport.write(self.flux_reply(game, player), address)
+        self.write(self.flux_reply(game, player), address)
         if game.duel.finished:
             self.end_game(game)
 
@@ -465,6 +510,8 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
         for key, entry in list(self.waiting.items()):
             if now - entry.since > self.settings.connect_timeout:  # nobody answered
                 del self.waiting[key]
+                if self.forwarding is not None:
+                    self.forwarding.leave(entry)
         for game in list(self.games.values()):
             duel = game.duel
             if not duel.finished:
@@ -538,6 +585,8 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
     def forget(self, game: Game) -> None:
         if self.games.pop(game.name, None) is None:
             return
+        if self.forwarding is not None:
+            self.forwarding.release(game.addresses.values())
         for name in game.duel.names:
             if self.game_of.get(name.casefold()) is game:
                 del self.game_of[name.casefold()]
