@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 from typing import Optional
+from urllib.parse import quote
 
 import attrs
 import jinja2
@@ -37,6 +38,11 @@ def signed(value) -> str:
     return "%+.1f" % value if abs(value) >= 0.05 else "±0"
 
 
+def player_href(name: str) -> str:
+    """The player page's path: every character but letters, digits and -._~ escaped."""
+    return "/players/" + quote(name, safe="")
+
+
 def score(value) -> str:
     return "" if value is None else "%g" % value
 
@@ -45,8 +51,10 @@ def make_environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("gamed.web", "templates"),
         autoescape=True, trim_blocks=True, lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined)
-    env.filters.update(when=when, rating=rating, signed=signed, score=score)
+        undefined=jinja2.StrictUndefined,
+        auto_reload=False)  # templates ship with the package: no stat() per page
+    env.filters.update(when=when, rating=rating, signed=signed, score=score,
+                       player_href=player_href)
     env.globals.update(game_titles=GAME_TITLES)
     return env
 
