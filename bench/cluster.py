@@ -1,6 +1,6 @@
 """The cost of the cluster path: uttt on one node and on two nodes, same run.
 
-    python bench/cluster.py [--pairs 32] [--seconds 15] [--rounds 1]
+    python bench/cluster.py [--pairs 32] [--seconds 15] [--rounds 3]
                             [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
                             [--redis redis://127.0.0.1:6379/0]
 
@@ -17,6 +17,8 @@ Reported per set-up: moves/s, p50/p99 move-to-update latency (the mover's own up
 for cross-node moves the mover and its opponent are on different nodes), and the ratio
 to `single` of the same run. The goal on the 2-core machine: cross-node >= 50 % of
 single with p99 < 50 ms (the machine runs both nodes, Redis, PostgreSQL and the clients).
+The set-ups alternate `--rounds` times (the order reversed every other round), each after
+a wait for a quiet machine; each round's ratios, then the medians, are printed.
 """
 
 from __future__ import annotations
@@ -149,19 +151,33 @@ def main(argv=None) -> int:
     parser.add_argument("--pairs", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--setups", default="single,same-node,cross-node")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args(argv)
-    for _ in range(args.rounds):
-        reports = [run(setup, args) for setup in args.setups.split(",")]
-        reference = (reports[0]["moves_per_second"] if reports[0]["setup"] == "single"
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from support import median, wait_for_quiet
+
+    setups = args.setups.split(",")
+    print("cluster: %d pairs, %g s per run, %d rounds, %s" % (
+        args.pairs, args.seconds, args.rounds, time.strftime("%Y-%m-%d %H:%M UTC",
+                                                             time.gmtime())), flush=True)
+    ratios = {setup: [] for setup in setups}
+    for round_ in range(args.rounds):
+        reports = {}
+        for setup in (setups if round_ % 2 == 0 else setups[::-1]):
+            wait_for_quiet()
+            reports[setup] = run(setup, args)
+        reference = (reports["single"]["moves_per_second"] if "single" in reports
                      else float("nan")) or float("nan")
-        for report in reports:
+        for setup in setups:
+            report = reports[setup]
             report["ratio_to_single"] = round(report["moves_per_second"] / reference, 3)
-            print(json.dumps(report))
-            sys.stdout.flush()
+            ratios[setup].append(report["ratio_to_single"])
+            print(json.dumps(report), flush=True)
+    print(json.dumps({"median_ratio_to_single": {setup: median(values)
+                                                 for setup, values in ratios.items()}}))
     return 0
 
 

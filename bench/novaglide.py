@@ -1,7 +1,8 @@
 """How many concurrent novaglide matches one gamed process sustains at 60 Hz.
 
     python bench/novaglide.py [--matches 50,100,150,200,250,300] [--seconds 5]
-                              [--input-hz 60] [--rounds 1] [--wire lines|classic]
+                              [--input-hz 60] [--rounds 3] [--wire lines|classic]
+                              [--no-reference]
 
 Starts the real daemon (`twistd gamed`, novaglide only, SQLite), then for each N logs in
 2N bot clients over loopback, queues them into N matches and lets every bot send
@@ -12,7 +13,15 @@ missed a frame and had to catch up), the share of ticks that started over 4 ms l
 the p99 of a tick's own work; its CPU use (from /proc); and the p50/p99 latency from
 sending a reversal to receiving the first state that shows the disc moving the new way
 (this includes waiting for the next tick: inputs apply on the next tick). The largest N
-with < 1% late ticks in every round is the answer; the goal is 250 matches (500 players).
+with < 1% late ticks in every round is the answer.
+
+The same-run reference (`--serve-reference`, on by default) is a bare Twisted server that
+runs N 60 Hz matches with no rules: per match a `LoopingCall` that decodes the JSON input
+lines received since the last tick and writes a state line of gamed's size (a real state
+line of gamed's, taken at the start) to both players. Its late ticks are the ticks whose
+`LoopingCall` count was above 1 (a frame missed). Each N is measured on the reference and
+gamed alternately, `--rounds` times, each after a wait for a quiet machine; printed are the
+largest N each holds and gamed's as a ratio of the reference's (goal >= 0.60).
 
 `--wire classic` measures the original desktop client's wire (`classic_listen`): bots in
 its lockstep (a pickled `ingame` request with pygame's 512-key tuple, then block for the
@@ -37,7 +46,8 @@ import tempfile
 import time
 import urllib.request
 
-from support import free_port, listen, start_daemon  # noqa: E402 (bench/ is sys.path[0])
+from support import (free_port, listen, start_daemon,  # noqa: E402 (bench/ is sys.path[0])
+                     wait_for_quiet)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tests.novaglide.classic_client import pressed, scancode_wrapper_registered  # noqa: E402
@@ -53,6 +63,123 @@ def start(tmp: str):
                       "rate": "1000.0", "burst": "2000", "rejoin_grace": "0.5"},
         "http": {"listen": listen(ports["http"])}}, ports["novaglide"])
     return proc, ports
+
+
+# -- the reference: N bare 60 Hz matches, no rules -----------------------------------------------
+
+def serve_reference(template_file: str, port_file: str) -> None:
+    from twisted.internet import protocol, reactor, task
+    from twisted.protocols.basic import LineReceiver
+
+    with open(template_file) as handle:
+        state = json.loads(handle.read())
+    lines = {}
+    for side in (1, 2):
+        state["player_id"] = side
+        lines[side] = json.dumps(state, separators=(",", ":")).encode("utf-8") + b"\n"
+    stats = {"ticks": 0, "late": 0}
+    waiting = []
+
+    class Match:
+        def __init__(self, players):
+            self.players = players
+            for side, player in enumerate(players, 1):
+                player.match, player.side = self, side
+                player.transport.write(lines[side])
+            self.loop = task.LoopingCall.withCount(self.tick)
+            self.loop.start(1 / 60.0, now=False)
+
+        def tick(self, count):
+            stats["ticks"] += 1
+            if count > 1:
+                stats["late"] += 1
+            for player in self.players:
+                inputs, player.inputs = player.inputs, []
+                for line in inputs:
+                    player.last_input = json.loads(line)
+            for player in self.players:
+                player.transport.write(lines[player.side])
+
+        def stop(self):
+            if self.loop.running:
+                self.loop.stop()
+
+    class Player(LineReceiver):
+        delimiter = b"\n"
+        match = None
+
+        def connectionMade(self):
+            self.transport.setTcpNoDelay(True)
+            self.inputs = []
+
+        def lineReceived(self, line):
+            if self.match is not None:
+                self.inputs.append(line)
+                return
+            message = json.loads(line)
+            flag = message.get("flag")
+            if flag == "log_in_data":
+                self.reply("change_of_status", ["online", "logged in"])
+            elif flag == "queued_solo":
+                waiting.append(self)
+                if len(waiting) == 2:
+                    Match([waiting.pop(0), waiting.pop(0)])
+            elif flag == "bench_stats":
+                self.reply("bench_stats", [stats["ticks"], stats["late"]])
+
+        def reply(self, flag, data):
+            self.transport.write(json.dumps({"time": "2026-12-02T00:00:00", "sender": "server",
+                                             "flag": flag, "data": data}).encode() + b"\n")
+
+        def connectionLost(self, reason):
+            if self.match is not None:
+                self.match.stop()
+            if self in waiting:
+                waiting.remove(self)
+
+    port = reactor.listenTCP(0, protocol.Factory.forProtocol(Player), backlog=1024,
+                             interface="127.0.0.1")
+    with open(port_file + ".tmp", "w") as handle:
+        handle.write(str(port.getHost().port))
+    os.rename(port_file + ".tmp", port_file)
+    reactor.run()
+
+
+def start_reference(template: dict):
+    import subprocess
+
+    template_file = tempfile.mktemp(prefix="gamed-bench-novaglide-state-")
+    with open(template_file, "w") as handle:
+        json.dump(template, handle)
+    port_file = tempfile.mktemp(prefix="gamed-bench-novaglide-port-")
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-reference",
+                             template_file, port_file])
+    for _ in range(600):
+        if os.path.exists(port_file):
+            with open(port_file) as handle:
+                return proc, int(handle.read())
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the reference server did not start")
+
+
+def reference_stats(port: int) -> tuple:
+    bot = Bot(port, "stats")
+    bot.send("bench_stats", [])
+    ticks, late = bot.wait("bench_stats")["data"]
+    bot.sock.close()
+    return ticks, late
+
+
+def gamed_state(port: int) -> dict:
+    """One game_state_1 of gamed's, as the reference's template."""
+    bots = set_up(port, 1, -1)
+    for bot in bots:
+        bot.sock.setblocking(True)
+    state = bots[0].wait("game_state_1")
+    for bot in bots:
+        bot.sock.close()
+    return state
 
 
 def metric(http_port: int, name: str) -> float:
@@ -363,7 +490,34 @@ def percentile(values: list, q: float) -> float:
     return values[int(q * (len(values) - 1))] * 1000 if values else float("nan")
 
 
+def measure_reference(ref, matches: int, run: int, args) -> dict:
+    proc, port = ref
+    bots = set_up(port, matches, run)
+    time.sleep(0.5)
+    drain(bots)
+    for bot in bots:
+        bot.states = 0
+    ticks0, late0 = reference_stats(port)
+    cpu0, wall0 = cpu_seconds(proc.pid), time.perf_counter()
+    own0 = time.process_time()
+    drive(bots, args.seconds, args.input_hz)
+    wall = time.perf_counter() - wall0
+    ticks, late = reference_stats(port)
+    row = {"matches": matches, "late": (late - late0) / (ticks - ticks0) if ticks > ticks0
+           else 1.0, "over_4ms": float("nan"), "work_p99": float("nan"),
+           "states": sum(bot.states for bot in bots) / wall,
+           "cpu": (cpu_seconds(proc.pid) - cpu0) / wall,
+           "bots_cpu": (time.process_time() - own0) / wall,
+           "p50": float("nan"), "p99": float("nan"), "samples": 0, "unseen": 0}
+    for bot in bots:
+        bot.sock.close()
+    time.sleep(1.0)
+    return row
+
+
 def measure(proc, ports, matches: int, run: int, args, wire: str = "lines") -> dict:
+    if wire == "reference":
+        return measure_reference(ports["reference"], matches, run, args)
     if wire == "classic":
         bots = set_up_classic(ports["classic"], matches, run)
     else:
@@ -407,17 +561,32 @@ def main(argv=None):
     parser.add_argument("--matches", default="50,100,150,200,250,300")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--input-hz", type=float, default=60.0)
-    parser.add_argument("--rounds", type=int, default=1,
+    parser.add_argument("--rounds", type=int, default=3,
                         help="measure each N this many times; N holds only if every round does")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="gamed alone (no ratio: a figure without its reference)")
+    parser.add_argument("--serve-reference", nargs=2, metavar=("TEMPLATE", "PORTFILE"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--wire", choices=("lines", "classic"), default="lines",
                         help="classic: the original client's pickle lockstep, with JSON lines "
                              "interleaved as the same-run reference")
     args = parser.parse_args(argv)
+    if args.serve_reference:
+        serve_reference(*args.serve_reference)
+        return
     wires = ("lines", "classic") if args.wire == "classic" else ("lines",)
+    if not args.no_reference:
+        wires = ("reference",) + wires
     tmp = tempfile.mkdtemp(prefix="gamed-bench-novaglide-")
     proc, ports = start(tmp)
+    ref_proc = None
+    if not args.no_reference:
+        ref_proc, ref_port = start_reference(gamed_state(ports["novaglide"]))
+        ports["reference"] = (ref_proc, ref_port)
     print("novaglide: %s s per step, bots send input at %g Hz (classic: in lockstep), "
-          "%d round(s), %d cores" % (args.seconds, args.input_hz, args.rounds, os.cpu_count()))
+          "%d round(s), %d cores, %s" % (args.seconds, args.input_hz, args.rounds,
+                                         os.cpu_count(),
+                                         time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
     print("late = ticks that missed a frame; >4ms = ticks started over 4 ms after schedule;"
           " tick p99 = bucket bound of the tick's own work (budget 16.7 ms);"
           " input->state = a reversal's send to the first state showing it")
@@ -430,8 +599,10 @@ def main(argv=None):
     try:
         for matches in (int(n) for n in args.matches.split(",")):
             held = {wire: True for wire in holding}
-            for _ in range(args.rounds):
-                for wire in sorted(holding, key=wires.index):  # interleaved, lines first
+            for round_ in range(args.rounds):
+                order = sorted(holding, key=wires.index)  # interleaved, alternating order
+                for wire in (order if round_ % 2 == 0 else order[::-1]):
+                    wait_for_quiet()
                     row = measure(proc, ports, matches, run, args, wire)
                     run += 1
                     print("%7s %7d %7d %6.2f%% %6.2f%% %5.1f ms %9.0f %6.0f%% %6.0f%% "
@@ -451,18 +622,23 @@ def main(argv=None):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if ref_proc is not None:
+            ref_proc.terminate()
+            ref_proc.wait(timeout=30)
     for wire in wires:
         print("%s: largest N with < 1%% late ticks: %d matches (%d players)%s"
               % (wire, best[wire], 2 * best[wire],
-                 "" if wire == "lines" and len(wires) > 1 else
-                 "; goal 250: %s" % ("met" if best[wire] >= 250 else "NOT met")
-                 if wire == "lines" else ""))
-    if len(wires) > 1:
+                 "; a reference's N: raise --matches" if wire in holding else ""))
+    if "reference" in wires:
+        ratio = best["lines"] / best["reference"] if best["reference"] else float("nan")
+        print("gamed (lines) / reference = %.2f (goal >= 0.60: %s)"
+              % (ratio, "met" if ratio >= 0.6 else "NOT met"))
+    if "classic" in wires:
         ratio = best["classic"] / best["lines"] if best["lines"] else float("nan")
         print("classic / lines = %.2f (goal >= 0.70: %s)%s"
               % (ratio, "met" if ratio >= 0.7 else "NOT met",
-                 "; both held the largest N tried: raise --matches" if holding == set(wires)
-                 else ""))
+                 "; both held the largest N tried: raise --matches"
+                 if {"lines", "classic"} <= holding else ""))
 
 
 if __name__ == "__main__":

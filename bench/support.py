@@ -72,3 +72,54 @@ def start_reference_server(script: str, kind: str):
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError("%s reference server %r did not start" % (script, kind))
+
+
+# -- same-run comparison: interleaved rounds, a quiet machine before each, medians -----------
+
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Fraction of the machine's CPU time (all cores) spent busy over `seconds`."""
+    def sample():
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields), idle
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    total = total1 - total0
+    return 1.0 - (idle1 - idle0) / total if total > 0 else 0.0
+
+
+def wait_for_quiet(busy_below: float = 0.25, max_wait: float = 30.0) -> float:
+    """Wait until the machine's CPU was less than `busy_below` busy for a second, at most
+    `max_wait` s (then go on: a benchmark on a busy machine still compares its reference
+    and gamed in the same conditions). Returns the last busy fraction seen."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy = cpu_busy(1.0)
+        if busy < busy_below or time.monotonic() >= deadline:
+            return busy
+
+
+def median(values):
+    import statistics
+
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def interleaved(rounds: int, contenders: list, quiet: dict | None = None,
+                report=print) -> dict:
+    """Run each (label, measure) of `contenders` once per round, alternating their order
+    from round to round, after a wait for a quiet machine; returns {label: [results]}."""
+    results = {label: [] for label, _ in contenders}
+    for round_ in range(rounds):
+        order = contenders if round_ % 2 == 0 else contenders[::-1]
+        for label, measure in order:
+            busy = wait_for_quiet(**(quiet or {}))
+            result = measure()
+            results[label].append(result)
+            report("  round %d %-24s (cpu %3.0f%% busy before) %s"
+                   % (round_ + 1, label, 100 * busy, result))
+    return results

@@ -1,7 +1,9 @@
-"""uttt throughput and latency against the real daemon, over WebSocket.
+"""uttt throughput and latency against the real daemon, over WebSocket, as a ratio of a
+bare autobahn reference measured in the same run.
 
     python bench/uttt.py [--database sqlite|postgresql|both] [--pairs 32] [--workers 1]
-                         [--seconds 15] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+                         [--seconds 10] [--rounds 3] [--no-reference]
+                         [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
 
 Starts `twistd -n gamed` with only the uttt WebSocket listener (a fresh SQLite file, or a
 fresh PostgreSQL database created for the run and dropped after it), then runs `--pairs`
@@ -14,6 +16,14 @@ window) and the p50/p99/max move-to-update latency (from sending `move` to recei
 mover's own `match_update` for it). "Every move durable": after the daemon has stopped,
 the number of rows in `uttt_moves` must be at least the number of moves acknowledged to
 clients (an update is only sent after its move is committed).
+
+The reference (`--serve`) is a bare autobahn server on the same database: it answers
+`temp_session` and `match_request` at once and each `move` with one INSERT (its own
+transaction, through twisted.enterprise.adbapi) followed by a match_update frame of
+gamed's size to both players; it checks no rules (its board stays one mark, which the
+bots read exactly as they read gamed's). The reference and gamed run alternately,
+`--rounds` times, each after a wait for a quiet machine; printed are each round, the
+medians, and gamed's moves/s and p99 as ratios of the reference's.
 """
 
 from __future__ import annotations
@@ -213,6 +223,109 @@ def worker(port, pairs: int, seconds: float, warmup: float, seed: int, out) -> N
     out.put(stats)
 
 
+# -- the reference: bare autobahn, one INSERT per move -----------------------------------------
+
+REFERENCE_CELLS = [[1] + [0] * 8] + [[0] * 9 for _ in range(8)]  # one mark, at (0,0,0,0)
+
+
+def serve_reference(url: str, port_file: str) -> None:
+    import itertools
+
+    from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+    from twisted.enterprise import adbapi
+    from twisted.internet import reactor
+
+    from gamed.store.engines import create_engine
+
+    engine = create_engine(url)
+    module = "sqlite3" if engine.name == "sqlite" else "psycopg2"
+    kwargs = engine.connect_kwargs()
+    # the pragmas gamed sets (WAL, synchronous=NORMAL on SQLite); one writer on SQLite
+    pool = adbapi.ConnectionPool(module, cp_min=1, cp_max=1 if module == "sqlite3" else 3,
+                                 cp_openfun=engine.on_new_connection, **kwargs)
+    create = ("CREATE TABLE IF NOT EXISTS reference_moves (match_id INTEGER, player TEXT,"
+              " sub_x INTEGER, sub_y INTEGER, x INTEGER, y INTEGER)")
+    insert = ("INSERT INTO reference_moves VALUES (?, ?, ?, ?, ?, ?)" if module == "sqlite3"
+              else "INSERT INTO reference_moves VALUES (%s, %s, %s, %s, %s, %s)")
+    players, matches, ids = {}, {}, itertools.count(1)
+
+    def update(match_id, a, b, active):
+        return json.dumps({"type": "match_update", "data": {
+            "id": match_id, "revoke_time": "2026-12-02 16:00:00", "ranked": False,
+            "match_state": {"complete_field": REFERENCE_CELLS,
+                            "global_field": [[0] * 3 for _ in range(3)],
+                            "last_move": {"sub_x": 0, "sub_y": 0, "x": 0, "y": 0},
+                            "game_over": False, "is_draw": False, "player_won": None,
+                            "current_player": active, "active_player": active,
+                            "player_a": a, "player_b": b}}},
+            separators=(",", ":")).encode("utf-8")
+
+    class Reference(WebSocketServerProtocol):
+        name = None
+
+        def onOpen(self):
+            self.transport.setTcpNoDelay(True)  # as gamed does (autobahn's option is late)
+
+        def onMessage(self, payload, isBinary):
+            message = json.loads(payload)
+            kind, data = message["type"], message["data"]
+            if kind == "temp_session":
+                self.name = data["name"]
+                players[self.name] = self
+                self.sendMessage(json.dumps({"type": "login_response", "data": {
+                    "success": True, "msg": "logged in", "id": secrets.token_hex(16),
+                    "registered": False, "user": self.name}}).encode("utf-8"))
+            elif kind == "match_request":
+                match_id = str(next(ids))
+                matches[match_id] = (self, players[data["player"]])
+                self.send_both(match_id, self.name)
+            elif kind == "move":
+                match_id = data["id"]
+                a, b = matches[match_id]
+                other = b if self is a else a
+                d = pool.runOperation(insert, (int(match_id), self.name, int(data["sub_x"]),
+                                               int(data["sub_y"]), int(data["x"]),
+                                               int(data["y"])))
+                d.addCallback(lambda _: self.send_both(match_id, other.name))
+
+        def send_both(self, match_id, active):
+            a, b = matches[match_id]
+            frame = update(match_id, a.name, b.name, active)
+            for player in (a, b):
+                if player.state == player.STATE_OPEN:
+                    player.sendMessage(frame)
+
+    def listening(port):
+        with open(port_file + ".tmp", "w") as handle:
+            handle.write(str(port.getHost().port))
+        os.rename(port_file + ".tmp", port_file)
+
+    factory = WebSocketServerFactory()
+    factory.protocol = Reference
+    factory.setProtocolOptions(tcpNoDelay=True, perMessageCompressionAccept=lambda o: None)
+    pool.runOperation(create).addCallback(
+        lambda _: listening(reactor.listenTCP(0, factory, interface="127.0.0.1")))
+    reactor.run()
+
+
+def start_reference(url: str) -> tuple:
+    port_file = tempfile.mktemp(prefix="gamed-bench-uttt-port-")
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", url,
+                             port_file])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the reference server exited")
+        if os.path.exists(port_file):
+            with open(port_file) as handle:
+                port = int(handle.read())
+            os.unlink(port_file)
+            return proc, port
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the reference server did not listen within 30 s")
+
+
 # -- the daemon ----------------------------------------------------------------------------------
 
 def free_port() -> int:
@@ -271,24 +384,39 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(round(p / 100.0 * (len(values) - 1))))]
 
 
-def run(kind: str, args) -> dict:
-    tmp = tempfile.mkdtemp(prefix="gamed-bench-uttt-")
-    admin = None
+def database(kind: str, args, tmp: str):
+    """(url, drop) for a fresh database of `kind`."""
     if kind == "sqlite":
-        url = "sqlite:///" + os.path.join(tmp, "bench.sqlite3")
-    else:
-        import psycopg2
+        return "sqlite:///" + os.path.join(tmp, "bench.sqlite3"), lambda: None
+    import psycopg2
 
-        from gamed.store.engines import create_engine
+    from gamed.store.engines import create_engine
 
-        dbname = "gamed_bench_%s" % secrets.token_hex(4)
-        admin = psycopg2.connect(**create_engine(args.postgres).connect_kwargs())
-        admin.autocommit = True
+    dbname = "gamed_bench_%s" % secrets.token_hex(4)
+    admin = psycopg2.connect(**create_engine(args.postgres).connect_kwargs())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("CREATE DATABASE " + dbname)
+
+    def drop():
         with admin.cursor() as cur:
-            cur.execute("CREATE DATABASE " + dbname)
-        url = args.postgres.rsplit("/", 1)[0] + "/" + dbname
-    port = free_port()
-    proc = start_daemon(url, tmp, port)
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))
+            cur.execute("DROP DATABASE IF EXISTS " + dbname)
+        admin.close()
+
+    return args.postgres.rsplit("/", 1)[0] + "/" + dbname, drop
+
+
+def run(kind: str, args, target: str = "gamed") -> dict:
+    """One measurement of `target` ("gamed" or "reference") on a fresh database."""
+    tmp = tempfile.mkdtemp(prefix="gamed-bench-uttt-")
+    url, drop = database(kind, args, tmp)
+    if target == "gamed":
+        port = free_port()
+        proc = start_daemon(url, tmp, port)
+    else:
+        proc, port = start_reference(url)
     try:
         queue = multiprocessing.get_context("fork").Queue()
         per_worker = [args.pairs // args.workers + (i < args.pairs % args.workers)
@@ -303,27 +431,23 @@ def run(kind: str, args) -> dict:
             p.join(10)
     finally:
         stop_daemon(proc)
-    stored = count_moves(url)
-    if admin is not None:
-        with admin.cursor() as cur:
-            cur.execute("DROP DATABASE IF EXISTS " + dbname)
-        admin.close()
     latencies = [lat for r in results for lat in r["latencies"]]
     acked = sum(r["acked_total"] for r in results)
     report = {
+        "target": target,
         "database": kind,
-        "pairs": args.pairs,
-        "workers": len(results),
         "moves_per_second": round(sum(r["moves"] for r in results) / args.seconds, 1),
         "latency_ms_p50": round(1000 * percentile(latencies, 50), 2),
         "latency_ms_p99": round(1000 * percentile(latencies, 99), 2),
         "latency_ms_max": round(1000 * max(latencies), 2) if latencies else None,
-        "games_finished": sum(r["games"] for r in results),
         "client_errors": sum(r["errors"] for r in results),
-        "moves_acknowledged": acked,
-        "moves_stored": stored,
-        "every_move_durable": stored >= acked,
     }
+    if target == "gamed":
+        stored = count_moves(url)
+        report.update(games_finished=sum(r["games"] for r in results),
+                      moves_acknowledged=acked, moves_stored=stored,
+                      every_move_durable=stored >= acked)
+    drop()
     shutil.rmtree(tmp, ignore_errors=True)
     return report
 
@@ -333,16 +457,57 @@ def main(argv=None) -> int:
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--pairs", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-reference", action="store_true",
+                        help="gamed alone (no ratio: a figure without its reference)")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--serve", nargs=2, metavar=("URL", "PORTFILE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve:
+        serve_reference(*args.serve)
+        return 0
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from support import interleaved, median
+
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    print("uttt: %d pairs, %g s per run, %d rounds, %s (%d CPUs)"
+          % (args.pairs, args.seconds, args.rounds, time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                   time.gmtime()),
+             os.cpu_count()), flush=True)
+    ok = True
     for kind in kinds:
-        report = run(kind, args)
-        print(json.dumps(report))
-        sys.stdout.flush()
-    return 0
+        contenders = [("gamed", lambda: run(kind, args))]
+        if not args.no_reference:
+            contenders.insert(0, ("reference", lambda: run(kind, args, "reference")))
+        results = interleaved(args.rounds, contenders, report=lambda line: print(line,
+                                                                                  flush=True))
+        summary = {"database": kind}
+        for label, runs in results.items():
+            summary[label] = {key: median([r[key] for r in runs]) for key in
+                              ("moves_per_second", "latency_ms_p50", "latency_ms_p99")}
+            summary[label]["client_errors"] = sum(r["client_errors"] for r in runs)
+        durable = all(r["every_move_durable"] for r in results["gamed"])
+        summary["gamed"]["every_move_durable"] = durable
+        ok = ok and durable
+        if "reference" in results:
+            ref, ours = summary["reference"], summary["gamed"]
+            summary["ratio_moves_per_second"] = round(
+                ours["moves_per_second"] / ref["moves_per_second"], 3)
+            summary["ratio_latency_p99"] = round(
+                ours["latency_ms_p99"] / ref["latency_ms_p99"], 3)
+            # each round's ratio too: the two ran minutes apart at most
+            summary["round_ratios_moves_per_second"] = [
+                round(g["moves_per_second"] / r["moves_per_second"], 3)
+                for g, r in zip(results["gamed"], results["reference"])]
+            print("%s medians: gamed %.0f moves/s p99 %.1f ms; reference %.0f moves/s p99 "
+                  "%.1f ms; gamed/reference: moves/s %.2f (goal >= 0.50), p99 %.2f (goal <= 2)"
+                  % (kind, ours["moves_per_second"], ours["latency_ms_p99"],
+                     ref["moves_per_second"], ref["latency_ms_p99"],
+                     summary["ratio_moves_per_second"], summary["ratio_latency_p99"]))
+        print(json.dumps(summary), flush=True)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
