@@ -311,8 +311,8 @@ class ClassicBot(Bot):
         if self.sent % HOLD_ROUNDS == 0:
             if self.pending is not None:
                 self.unseen += 1
+            # last_x stays the state before this request: its reply may already show it
             self.pending = (time.perf_counter(), 1 if key == "d" else -1)
-            self.last_x = None
         self.sock.send(self.inputs[key])
 
     def replies_received(self, now: float) -> int:
