@@ -243,6 +243,22 @@ def uttt_phase(ctx, ws_port: int, args, with_pages: bool, names, http_port: int)
     return report
 
 
+def reactor_lag(http_port: int) -> tuple:
+    """From /metrics: how many 50 ms timer samples ran more than 0.1 s and 0.5 s late
+    (the daemon's reactor held up, by its own work or by the machine)."""
+    import urllib.request
+
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http_port, timeout=10) as r:
+        text = r.read().decode()
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith("gamed_reactor_lag_seconds_bucket"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[le] = float(line.rsplit(" ", 1)[1])
+    total = buckets.get("+Inf", 0.0)
+    return (total - buckets.get("0.1", total), total - buckets.get("0.5", total))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--players", type=int, default=10000)
@@ -282,7 +298,11 @@ def main(argv=None) -> int:
     ctx = multiprocessing.get_context("fork")
     try:
         alone = uttt_phase(ctx, ws_port, args, False, names, http_port) if args.pairs else {}
+        before = reactor_lag(http_port)
         loaded = uttt_phase(ctx, ws_port, args, True, names, http_port)
+        after = reactor_lag(http_port)
+        loaded["reactor_late_over_100ms"] = after[0] - before[0]
+        loaded["reactor_late_over_500ms"] = after[1] - before[1]
     finally:
         uttt_bench.stop_daemon(proc)
         if admin is not None:

@@ -229,25 +229,28 @@ _MATCH = ("SELECT m.id, m.game, m.started_at, m.ended_at, m.reason, m.ranked, m.
           " FROM matches m")
 
 
-def _match_dict(cur: Cursor, row) -> dict:
-    players = [
-        {"name": p[0], "outcome": p[1], "score": p[2], "rating_before": p[3],
-         "rating_after": p[4]}
+def _match_dicts(cur: Cursor, rows) -> list:
+    """Match rows (_MATCH's columns) as dicts with their players, in two queries."""
+    players: dict = {row[0]: [] for row in rows}
+    if rows:
         for p in cur.execute(
-            "SELECT a.name, mp.outcome, mp.score, mp.rating_before, mp.rating_after"
-            " FROM match_players mp JOIN accounts a ON a.id = mp.account_id"
-            " WHERE mp.match_id = ? ORDER BY mp.seat", (row[0],)).fetchall()]
-    return {"id": row[0], "game": row[1], "started_at": row[2], "ended_at": row[3],
-            "reason": row[4], "ranked": bool(row[5]), "details": json.loads(row[6] or "{}"),
-            "players": players}
+                "SELECT mp.match_id, a.name, mp.outcome, mp.score, mp.rating_before,"
+                " mp.rating_after FROM match_players mp JOIN accounts a ON a.id = mp.account_id"
+                " WHERE mp.match_id IN (%s) ORDER BY mp.match_id, mp.seat"
+                % ",".join("?" * len(rows)), list(players)).fetchall():
+            players[p[0]].append({"name": p[1], "outcome": p[2], "score": p[3],
+                                  "rating_before": p[4], "rating_after": p[5]})
+    return [{"id": row[0], "game": row[1], "started_at": row[2], "ended_at": row[3],
+             "reason": row[4], "ranked": bool(row[5]), "details": json.loads(row[6] or "{}"),
+             "players": players[row[0]]} for row in rows]
 
 
 def matches_txn(cur: Cursor, game: Optional[str], player_id: Optional[int], limit: int,
                 before_id: Optional[int]) -> list:
     conditions, args = _newest_matches(game, player_id, before_id)
-    return [_match_dict(cur, row) for row in cur.execute(
+    return _match_dicts(cur, cur.execute(
         _MATCH + " WHERE 1 = 1" + conditions + " ORDER BY m.id DESC LIMIT ?",
-        [*args, limit]).fetchall()]
+        [*args, limit]).fetchall())
 
 
 def rank_txn(cur: Cursor, account_id: int, game: str) -> Optional[int]:
@@ -273,17 +276,18 @@ def history_txn(cur: Cursor, account_id: int, game: Optional[str], limit: int,
     conditions, args = _newest_matches(game, None, before_id)
     rows = cur.execute(sql + conditions + " ORDER BY mp.match_id DESC LIMIT ?",
                        [account_id, *args, limit]).fetchall()
-    summaries = []
-    for row in rows:
-        others = cur.execute(
-            "SELECT a.name, mp.score FROM match_players mp JOIN accounts a"
-            " ON a.id = mp.account_id WHERE mp.match_id = ? AND mp.account_id <> ?"
-            " ORDER BY mp.seat", (row[0], account_id)).fetchall()
-        summaries.append(MatchSummary(
-            row[0], row[1], row[2], row[3], bool(row[4]), row[5], float(row[6]),
-            tuple(o[0] for o in others), tuple(float(o[1]) for o in others),
-            row[7], row[8], json.loads(row[9] or "{}")))
-    return summaries
+    others: dict = {row[0]: [] for row in rows}
+    if rows:  # every opponent in one query (a page is one short transaction)
+        for match_id, name, score in cur.execute(
+                "SELECT mp.match_id, a.name, mp.score FROM match_players mp JOIN accounts a"
+                " ON a.id = mp.account_id WHERE mp.match_id IN (%s) AND mp.account_id <> ?"
+                " ORDER BY mp.match_id, mp.seat" % ",".join("?" * len(rows)),
+                [*others, account_id]).fetchall():
+            others[match_id].append((name, float(score)))
+    return [MatchSummary(
+        row[0], row[1], row[2], row[3], bool(row[4]), row[5], float(row[6]),
+        tuple(o[0] for o in others[row[0]]), tuple(o[1] for o in others[row[0]]),
+        row[7], row[8], json.loads(row[9] or "{}")) for row in rows]
 
 
 def rating_points_txn(cur: Cursor, account_id: int, limit: int) -> list:
@@ -351,10 +355,17 @@ class RatingStore:
         """What a player page shows, in one transaction: ([(Rating, rank)], [MatchSummary]
         newest first, the chart's [(match_id, game, ended_at, rating_after)] oldest first)."""
         def page(cur: Cursor):
-            ratings = [_rating(r) for r in cur.execute(
-                _RATING + " WHERE account_id = ? ORDER BY game", (account_id,)).fetchall()]
-            return ([(r, rank_txn(cur, account_id, r.game)) for r in ratings],
-                    history_txn(cur, account_id, None, limit, before_id),
+            # every game's rating and rank in one statement (each rank two range counts
+            # on the leaderboard index, as rank_txn counts them)
+            ranked = [(_rating(row), row[6] + row[7] + 1) for row in cur.execute(
+                "SELECT r.account_id, r.game, r.rating, r.wins, r.losses, r.draws,"
+                " (SELECT COUNT(*) FROM ratings x WHERE x.game = r.game"
+                "  AND x.rating > r.rating),"
+                " (SELECT COUNT(*) FROM ratings x WHERE x.game = r.game"
+                "  AND x.rating = r.rating AND x.account_id < r.account_id)"
+                " FROM ratings r WHERE r.account_id = ? ORDER BY r.game",
+                (account_id,)).fetchall()]
+            return (ranked, history_txn(cur, account_id, None, limit, before_id),
                     rating_points_txn(cur, account_id, points))
 
         return self.database.run_interaction("player_page", page)
@@ -368,8 +379,8 @@ class RatingStore:
     def match(self, match_id: int) -> defer.Deferred:
         """One finished match as `matches` lists it, or None."""
         def match(cur: Cursor):
-            row = cur.execute(_MATCH + " WHERE m.id = ?", (match_id,)).fetchone()
-            return _match_dict(cur, row) if row else None
+            rows = cur.execute(_MATCH + " WHERE m.id = ?", (match_id,)).fetchall()
+            return _match_dicts(cur, rows)[0] if rows else None
 
         return self.database.run_read("get_match", match)
 

@@ -92,6 +92,10 @@ async def test_player_page_ratings_chart_history_and_paging(core, monkeypatch):
     core.presence.arrived(ann.id, "uttt")
     code, _, body = await get(core, "/players/ANN")
     assert code == 200 and "online: uttt" in body
+    ranks = re.findall(r'leaderboard/(\w+)\?player=ann">[^<]+</a></td>\s*<td class="num">(\d+)'
+                       r'</td><td class="num">(\d+)</td>', body)
+    assert [(game, rank) for game, _, rank in ranks] == [("novaglide", "2"), ("uttt", "1")]
+    assert await core.ratings.rank(ann.id, "novaglide") == 2
     chart = body[body.index('<svg class="chart"'):body.index("</svg>")]
     assert chart.count("<path") == 2 and 'class="series uttt"' in chart
     first_path = re.search(r'class="series novaglide" d="([^"]+)"', chart).group(1)
