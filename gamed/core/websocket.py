@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.logger import Logger
@@ -156,6 +158,10 @@ class JsonWebSocketProtocol(WebSocketServerProtocol):
             connection.stop(reason or "closed (%s)" % code)
 
 
+def _as_class_attribute(value):
+    return staticmethod(value) if isinstance(value, types.FunctionType) else value
+
+
 def websocket_factory(endpoint: StreamEndpoint) -> WebSocketServerFactory:
     factory = WebSocketServerFactory()
     factory.protocol = JsonWebSocketProtocol
@@ -178,6 +184,10 @@ def websocket_factory(endpoint: StreamEndpoint) -> WebSocketServerFactory:
     # autobahn copies its ~40 options onto every connection unless the protocol class has
     # them: a class per listener that holds them saves that per connection (2 KB of a
     # connection's dict, a fifth of an idle WebSocket player's memory)
-    options = {name: getattr(factory, name) for name in JsonWebSocketProtocol.CONFIG_ATTRS}
+    # (a function option, perMessageCompressionAccept, stays a plain function: as a class
+    # attribute it would become a method and get the protocol as its first argument; a
+    # browser's permessage-deflate offer then failed every handshake)
+    options = {name: _as_class_attribute(getattr(factory, name))
+               for name in JsonWebSocketProtocol.CONFIG_ATTRS}
     factory.protocol = type("JsonWebSocketProtocol", (JsonWebSocketProtocol,), options)
     return factory
