@@ -40,6 +40,8 @@ HISTORY_ROWS = 10
 class ClassicConnection(NovaConnection):
     """One original desktop client: the JSON handler's logic, answered in lockstep."""
 
+    portable_states = False  # lockstep pickles: its matches run on its own node
+
     def __init__(self, game):
         super().__init__(game)
         self.awaiting_reply = False  # a request is waiting for its one reply

@@ -28,6 +28,7 @@ from gamed.core.live import GameMonitor, RunningMatch, UnknownMatch
 from gamed.core.logs import log_failure
 from gamed.core.recording import record_with_retries
 from gamed.novaglide import rules
+from gamed.novaglide.cluster import NovaglideCluster
 from gamed.novaglide.matchmaking import Queue
 from gamed.novaglide.messages import (STATUS_FLAGS, packet, parse_input, state_packet,
                                       state_tail)
@@ -146,6 +147,10 @@ class NovaglideGame(service.Service):
         self.online: dict = {}  # account id -> NovaConnection
         # a login on another node of the cluster takes the account's session over
         core.presence.on_taken_over(GAME, self.taken_over)
+        # in a cluster: one queue for every node, players of other nodes in matches here
+        cluster = getattr(core, "cluster", None)
+        self.cluster = (NovaglideCluster(self, cluster)
+                        if cluster is not None and cluster.clustered else None)
         self.matches: list = []
         self.match_of: dict = {}  # account id -> Match
         self.match_ids = itertools.count(1)
@@ -276,11 +281,16 @@ class NovaglideGame(service.Service):
         if self.online.get(account.id) is not connection or account.id in self.match_of:
             return  # left, replaced or already playing while the rating was read
         self.queue.add(account.id, rating.rating, self.now())
+        if self.cluster is not None:
+            self.cluster.join(account.id, rating.rating, self.queue.entries[account.id].since,
+                              connection.portable_states)
         self.pair()
 
-    def pair(self) -> None:
+    def pair(self):
         if self.draining:
-            return
+            return None
+        if self.cluster is not None:  # the cluster's queue holds every node's players
+            return self.cluster.pair()
         for first, second in self.queue.pairs(self.now()):
             a, b = self.online.get(first.account_id), self.online.get(second.account_id)
             if a is None or b is None:  # gone meanwhile: the other waits again
@@ -391,6 +401,8 @@ class NovaglideGame(service.Service):
             previous.replaced = True
             previous.channel.close("replaced")
             self.queue.remove(account.id)  # the new client queues for itself if it wants
+            if self.cluster is not None:
+                self.cluster.leave(account.id)
         self.online[account.id] = connection
         self.core.presence.take_over(GAME, account.id)  # the session on another node ends
         if previous is None:  # a takeover keeps the one presence the account has here
@@ -402,6 +414,8 @@ class NovaglideGame(service.Service):
             match.gone_since.pop(side, None)
             log.info("novaglide: {name} rejoined match {match_id}", name=account.name,
                      match_id=match.id)
+        elif self.cluster is not None:  # its match may run on another node
+            self.cluster.logged_in(account.id)
         return match
 
     def abort_match(self, match_id: str) -> defer.Deferred:
@@ -437,6 +451,9 @@ class NovaglideGame(service.Service):
             del self.online[account.id]
             self.queue.remove(account.id)
             self.core.presence.left(account.id, GAME)
+            if self.cluster is not None:
+                self.cluster.leave(account.id)
+                self.cluster.disconnected(account.id)
         match = self.match_of.get(account.id)
         if match is not None and match.links.get(match.side_of(account.id)) is connection:
             side = match.side_of(account.id)
@@ -448,7 +465,8 @@ class NovaglideGame(service.Service):
         account = connection.account
         if account is None:
             return "unknown"
-        if account.id in self.match_of:
+        if account.id in self.match_of or (self.cluster is not None
+                                            and self.cluster.in_match(account.id)):
             return "ingame"
         if account.id in self.queue:
             return "waiting_for_opponent"
@@ -457,6 +475,9 @@ class NovaglideGame(service.Service):
 
 class NovaConnection(ConnectionHandler):
     """One pygame client."""
+
+    #: its match states can be sent as JSON text from another node of a cluster
+    portable_states = True
 
     def __init__(self, game: NovaglideGame):
         self.game = game
@@ -636,7 +657,8 @@ class NovaConnection(ConnectionHandler):
         if game.draining:
             self.fail("server_closing", "the server is shutting down")
             return None
-        if self.account.id in game.match_of:
+        if self.account.id in game.match_of or (game.cluster is not None
+                                                 and game.cluster.in_match(self.account.id)):
             self.fail("already_in_match", "you are in a match")
             return None
         self.send("Waiting_for_opponent", ["no_data"])
@@ -647,6 +669,15 @@ class NovaConnection(ConnectionHandler):
             self.on_status("ingame", data)
             return
         match = self.game.match_of.get(self.account.id)
+        nova = self.game.cluster
+        if match is None and nova is not None and nova.in_match(self.account.id):
+            try:
+                parse_input(data)
+            except ValueError as exc:
+                self.fail("bad_input", str(exc))
+                return
+            nova.input(self.account.id, data)  # its match runs on another node
+            return
         if match is None or match.ending:
             self.fail("not_in_match", "ingame input outside a match")
             return
