@@ -7,7 +7,8 @@ and 100k matches in the database, while the uttt benchmark's load plays at the s
 Fills a fresh database (SQLite file, or a PostgreSQL database made for the run) with
 `--players` registered players and `--matches` finished matches of the four games (ratings,
 rating changes and all), starts `twistd -n gamed` with the uttt WebSocket and HTTP
-listeners, then measures twice in the same run:
+listeners, then measures, in `--rounds` interleaved rounds (each after a wait for a quiet
+machine; medians reported):
 
 1. uttt alone: bench/uttt.py's clients (`--pairs` pairs playing random games as fast as
    updates come back) -> moves/s and the p99 move-to-update latency (the reference);
@@ -42,7 +43,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import uttt as uttt_bench  # noqa: E402  (bench/uttt.py: its clients and percentile)
-from support import free_port, listen, start_daemon  # noqa: E402
+from support import free_port, interleaved, listen, median, start_daemon  # noqa: E402
 
 GAMES = ("novaglide", "blockattack", "uttt", "rooms")
 GAME_WEIGHTS = (3, 2, 4, 1)
@@ -243,6 +244,16 @@ def uttt_phase(ctx, ws_port: int, args, with_pages: bool, names, http_port: int)
     return report
 
 
+def measured(ctx, ws_port: int, args, names, http_port: int) -> dict:
+    """One round of pages (and uttt when --pairs), with the reactor's lateness meanwhile."""
+    before = reactor_lag(http_port)
+    result = uttt_phase(ctx, ws_port, args, True, names, http_port)
+    after = reactor_lag(http_port)
+    result["reactor_late_over_100ms"] = after[0] - before[0]
+    result["reactor_late_over_500ms"] = after[1] - before[1]
+    return result
+
+
 def reactor_lag(http_port: int) -> tuple:
     """From /metrics: how many 50 ms timer samples ran more than 0.1 s and 0.5 s late
     (the daemon's reactor held up, by its own work or by the machine)."""
@@ -267,7 +278,9 @@ def main(argv=None) -> int:
                         help="pages a second on schedule; 0: as fast as answered")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--pairs", type=int, default=32, help="uttt pairs; 0: pages alone")
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of each measure, interleaved; medians reported")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -297,12 +310,13 @@ def main(argv=None) -> int:
         "http": {"listen": listen(http_port)}}, http_port)
     ctx = multiprocessing.get_context("fork")
     try:
-        alone = uttt_phase(ctx, ws_port, args, False, names, http_port) if args.pairs else {}
-        before = reactor_lag(http_port)
-        loaded = uttt_phase(ctx, ws_port, args, True, names, http_port)
-        after = reactor_lag(http_port)
-        loaded["reactor_late_over_100ms"] = after[0] - before[0]
-        loaded["reactor_late_over_500ms"] = after[1] - before[1]
+        contenders = [("pages and uttt", lambda: measured(ctx, ws_port, args, names,
+                                                          http_port))]
+        if args.pairs:
+            contenders.insert(0, ("uttt alone", lambda: uttt_phase(
+                ctx, ws_port, args, False, names, http_port)))
+        rounds = interleaved(args.rounds, contenders, report=lambda text: print(
+            text, file=sys.stderr))
     finally:
         uttt_bench.stop_daemon(proc)
         if admin is not None:
@@ -311,11 +325,19 @@ def main(argv=None) -> int:
             admin.close()
         shutil.rmtree(tmp, ignore_errors=True)
     report = {"database": args.database, "players": args.players, "matches": args.matches,
-              "fill_seconds": round(filled, 1), "rate": args.rate, "pairs": args.pairs}
-    report.update({"alone_" + k: v for k, v in alone.items()})
-    report.update(loaded)
-    if alone.get("uttt_p99_ms"):
-        report["uttt_p99_ratio"] = round(loaded["uttt_p99_ms"] / alone["uttt_p99_ms"], 2)
+              "fill_seconds": round(filled, 1), "rate": args.rate, "pairs": args.pairs,
+              "rounds": args.rounds}
+    loaded = rounds["pages and uttt"]
+    for key in loaded[0]:
+        report[key] = round(median([r[key] for r in loaded]), 2)
+    if args.pairs:
+        alone = rounds["uttt alone"]
+        for key in alone[0]:
+            report["alone_" + key] = round(median([r[key] for r in alone]), 2)
+        report["uttt_p99_ratio"] = median([
+            r["uttt_p99_ms"] / a["uttt_p99_ms"] for r, a in zip(loaded, alone)
+            if a["uttt_p99_ms"]])
+        report["uttt_p99_ratio"] = round(report["uttt_p99_ratio"], 2)
     print(json.dumps(report))
     return 0
 

@@ -110,10 +110,14 @@ class Database:
     """
 
     def __init__(self, url: str, pool_size: int = 5, connect_timeout: float = 5.0,
-                 metrics=None, reactor=None, query_timeout: float = 5.0):
+                 metrics=None, reactor=None, query_timeout: float = 5.0,
+                 read_only: bool = False):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
+        #: only reads: on SQLite a plain (deferred) BEGIN, so a second Database on the same
+        #: file reads beside the writer (WAL) instead of queueing for its lock
+        self.read_only = read_only
         self.engine = create_engine(url, pool_size, connect_timeout)
         self.metrics = metrics
         self.query_timeout = query_timeout
@@ -208,7 +212,7 @@ class Database:
                 try:
                     cursor = Cursor(connection.cursor(), self.engine)
                     if self.engine.name == "sqlite":
-                        cursor.execute("BEGIN IMMEDIATE")
+                        cursor.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
                     result = func(cursor, *args, **kwargs)
                     connection.commit()
                     return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
+from gamed.uttt import rules
 from gamed.web.api import GAMES
 from gamed.web.chart import rating_chart
 from gamed.web.render import Html, Page, PageError, Redirect, int_query, query_arg
@@ -37,7 +38,7 @@ class Home(Page):
     async def page(self, request, *path):
         if path:
             raise PageError(404, "Page not found")
-        boards, counts, recent = await self.core.ratings.front_page(GAMES)
+        boards, counts, recent = await self.reads.ratings.front_page(GAMES)
         return Html("home.html", {"games": GAMES, "boards": boards, "counts": counts,
                                   "recent": recent, "live": live_counts(self.core)})
 
@@ -48,11 +49,11 @@ class Leaderboard(Page):
             raise PageError(404, "No such game",
                             "The games are %s." % ", ".join(GAMES))
         game = path[0]
-        ratings = self.core.ratings
+        ratings = self.reads.ratings
         wanted = query_arg(request, "player")
         highlight = None
         if wanted is not None:
-            account = await self.core.accounts.find_account(wanted)
+            account = await self.reads.find_account(wanted)
             rank = await ratings.rank(account.id, game) if account is not None else None
             if rank is None:
                 raise PageError(404, "Not on this leaderboard",
@@ -86,11 +87,11 @@ class PlayerSearch(Page):
         if len(path) != 1:
             raise PageError(404, "Page not found")
         core = self.core
-        account = await core.accounts.find_account(path[0])
+        account = await self.reads.find_account(path[0])
         if account is None:
             raise PageError(404, "No such player", "Nobody is called %s." % path[0])
         before = int_query(request, "before", 0, 0, 2 ** 62) or None
-        ratings, history, points = await core.ratings.player_page(
+        ratings, history, points = await self.reads.ratings.player_page(
             account.id, HISTORY_SIZE + 1, before, CHART_POINTS)
         more = len(history) > HISTORY_SIZE
         history = history[:HISTORY_SIZE]
@@ -108,22 +109,19 @@ class MatchPage(Page):
     async def page(self, request, *path):
         if len(path) != 1 or not path[0].isdigit() or len(path[0]) > 18:
             raise PageError(404, "No such match")
-        match = await self.core.ratings.match(int(path[0]))
+        match = await self.reads.ratings.match(int(path[0]))
         if match is None:
             raise PageError(404, "No such match", "No match %s was recorded." % path[0])
         board = None
         uttt_id = match["details"].get("uttt_match") if match["game"] == "uttt" else None
         if isinstance(uttt_id, int):
-            board = await uttt_board(self.core.database, uttt_id)
+            board = await uttt_board(self.reads.uttt, uttt_id)
         return Html("match.html", {"match": match, "board": board})
 
 
-async def uttt_board(database, uttt_id: int):
+async def uttt_board(store, uttt_id: int):
     """The final position of a uttt match as rows for the template, or None."""
-    from gamed.store.uttt import UtttStore
-    from gamed.uttt import rules
-
-    stored = await UtttStore(database).get_match(uttt_id)
+    stored = await store.get_match(uttt_id)
     if stored is None:
         return None
     board = rules.decode_board(stored.board, stored.last_move)

@@ -136,10 +136,14 @@ class Page(resource.Resource):
     cache_seconds = 0.0
     CACHE_SIZE = 256
 
-    def __init__(self, core, env: jinja2.Environment):
+    def __init__(self, core, env: jinja2.Environment, reads=None):
         super().__init__()
+        from gamed.web.reads import PageReads
+
         self.core = core
         self.env = env
+        #: the stores the page reads through (gamed.web.reads)
+        self.reads = reads or PageReads(core.database)
         self.cache: dict = {}  # uri -> (expires, Html, body)
 
     async def page(self, request, *path):

@@ -114,7 +114,7 @@ class MetricsPage(resource.Resource):
 class Root(resource.Resource):
     """/ is the games page; the other pages, the JSON API, health and metrics below it."""
 
-    def __init__(self, core, recent=None):
+    def __init__(self, core, recent=None, reads=None):
         super().__init__()
         from gamed.web import pages
         from gamed.web.api import Api
@@ -123,16 +123,20 @@ class Root(resource.Resource):
 
         self.core = core
         env = make_environment()
-        self.home = pages.Home(core, env)
+        if reads is None:
+            from gamed.web.reads import PageReads
+
+            reads = PageReads(core.database)
+        self.home = pages.Home(core, env, reads)
         self.putChild(b"healthz", Health(core))
         self.putChild(b"metrics", MetricsPage(core.metrics))
         api = Api(core)
         api.putChild(b"live", pages.LiveCounts(core))
         self.putChild(b"api", api)
         self.putChild(b"static", StaticFiles())
-        self.putChild(b"leaderboard", pages.Leaderboard(core, env))
-        self.putChild(b"players", pages.PlayerSearch(core, env))
-        self.putChild(b"matches", pages.MatchPage(core, env))
+        self.putChild(b"leaderboard", pages.Leaderboard(core, env, reads))
+        self.putChild(b"players", pages.PlayerSearch(core, env, reads))
+        self.putChild(b"matches", pages.MatchPage(core, env, reads))
         from gamed.web.play import PlayUttt
 
         self.putChild(b"play", PlayUttt(core, env))
@@ -150,8 +154,10 @@ class Root(resource.Resource):
         return self.home.render_GET(request)
 
 
-def make_site(core, recent=None) -> server.Site:
-    """The site; `recent` (a RecentProblems log observer) feeds /admin's error list."""
-    site = server.Site(Root(core, recent))
+def make_site(core, recent=None, reads=None) -> server.Site:
+    """The site; `recent` (a RecentProblems log observer) feeds /admin's error list,
+    `reads` (gamed.web.reads.PageReads) is where the pages read (the core's database
+    when None)."""
+    site = server.Site(Root(core, recent, reads))
     site.displayTracebacks = False
     return site

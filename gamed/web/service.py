@@ -1,5 +1,6 @@
 """The HTTP listener as a service (and, while it runs, the log observer that keeps the
-recent warnings and errors /admin shows)."""
+recent warnings and errors /admin shows, and the pages' own read-only database on
+SQLite)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from twisted.application import service
 from twisted.logger import globalLogPublisher
 
 from gamed.core.endpoints import stream_service
+from gamed.web.reads import PageReads, ReaderService, reader_database
 from gamed.web.recentlog import RecentProblems
 from gamed.web.resources import make_site
 
@@ -32,5 +34,8 @@ def make_service(core):
     top = service.MultiService()
     top.setName("http")
     RecentProblemsService(recent).setServiceParent(top)
-    stream_service(core.reactor, endpoint, make_site(core, recent)).setServiceParent(top)
+    reader = reader_database(core)
+    ReaderService(reader, own=reader is not core.database).setServiceParent(top)
+    stream_service(core.reactor, endpoint, make_site(core, recent, PageReads(reader))
+                   ).setServiceParent(top)
     return top

@@ -453,3 +453,16 @@ async def test_websocket_invalid_utf8_is_refused_and_an_endless_handshake_cut_sh
         assert endpoint.stats.errors == {"malformed_json": 1, "bad_handshake": 1}
     finally:
         await port.stopListening()
+
+
+def test_a_browser_handshake_offering_compression_is_accepted_without_it():
+    """Browsers offer permessage-deflate; the offer is declined and the handshake done
+    (the per-listener protocol class must keep the accept function a plain function)."""
+    proto = websocket_factory(make_endpoint("websocket", task.Clock())).buildProtocol(None)
+    transport = TcpLikeTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(HANDSHAKE.replace(
+        b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: permessage-deflate; "
+                     b"client_max_window_bits\r\n\r\n"))
+    reply = transport.value().decode("latin-1")
+    assert reply.startswith("HTTP/1.1 101") and "permessage-deflate" not in reply

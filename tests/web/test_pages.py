@@ -3,6 +3,7 @@
 import json
 import re
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
@@ -159,3 +160,30 @@ async def test_play_page_without_a_uttt_websocket(core):
     core.config = set_option(core.config, "http", "play_websocket_url", "wss://example/ws")
     code, _, body = await get(core, "/play/uttt")
     assert code == 200 and 'data-websocket-url="wss://example/ws"' in body
+
+
+@pytest.mark.sqlite_only
+@pytest_twisted.ensureDeferred
+async def test_pages_read_sqlite_beside_a_writer(core):
+    """The pages' read-only database reads while another connection holds the write lock
+    (the game's writes and the pages do not queue behind each other)."""
+    import sqlite3
+
+    from gamed.web.reads import PageReads, reader_database
+
+    await core.accounts.register("ann", "pw", "h:1")
+    reader = reader_database(core)
+    assert reader is not core.database and reader.read_only
+    reader.start()
+    path = core.database.engine.url.path
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # a write transaction in progress
+        writer.execute("UPDATE accounts SET banned = 1")
+        account = await PageReads(reader).find_account("ann")
+        assert account is not None and not account.banned  # the last committed state
+        writer.execute("COMMIT")
+        assert (await PageReads(reader).find_account("ann")).banned
+    finally:
+        writer.close()
+        reader.close()
