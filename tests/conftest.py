@@ -15,6 +15,7 @@ import secrets
 
 import pytest
 import pytest_twisted
+from hypothesis import settings as hypothesis_settings
 
 from gamed.core.metrics import Metrics
 from gamed.core.runtime import build_core
@@ -22,6 +23,11 @@ from gamed.core.testing import make_test_config
 from gamed.store.database import Database, run_blocking
 from gamed.store.engines import create_engine
 from gamed.store.migrations import migrate
+
+# no per-example deadline: this machine's speed swings 2x within minutes, and a test must
+# not fail for the time an example took (speed lives in bench/)
+hypothesis_settings.register_profile("gamed", deadline=None)
+hypothesis_settings.load_profile("gamed")
 
 POSTGRES_SERVER = os.environ.get("GAMED_TEST_POSTGRES_URL",
                                  "postgresql://postgres@127.0.0.1:5432/postgres")
