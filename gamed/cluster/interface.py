@@ -97,11 +97,26 @@ class MatchQueue(Protocol):
         """callback(key) on the node that queued an entry when another node takes it."""
 
 
+class Directory(Protocol):
+    """Which node holds a named thing (a room's invite code, ...): claimed by the node
+    that made it, released when it is gone, forgotten with a dead node."""
+
+    def claim(self, kind: str, key: str) -> defer.Deferred:
+        """This node holds it."""
+
+    def release(self, kind: str, key: str) -> defer.Deferred:
+        """It is gone."""
+
+    def lookup(self, kind: str, key: str) -> defer.Deferred:
+        """The node holding it, or None."""
+
+
 class Cluster(Protocol):
     node: str
     presence: Presence
     bus: Bus
     queue: MatchQueue
+    directory: Directory
     #: True with other nodes possible (Redis); False for one node alone
     clustered: bool
 

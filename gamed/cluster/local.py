@@ -117,6 +117,25 @@ class LocalQueue:
         """One node: whoever takes an entry is the node that queued it."""
 
 
+class LocalDirectory:
+    """Everything is on this node."""
+
+    def __init__(self, node: str = "local"):
+        self.node = node
+        self._kinds: dict[str, set] = {}
+
+    def claim(self, kind: str, key: str) -> defer.Deferred:
+        self._kinds.setdefault(kind, set()).add(key)
+        return defer.succeed(None)
+
+    def release(self, kind: str, key: str) -> defer.Deferred:
+        self._kinds.get(kind, set()).discard(key)
+        return defer.succeed(None)
+
+    def lookup(self, kind: str, key: str) -> defer.Deferred:
+        return defer.succeed(self.node if key in self._kinds.get(kind, ()) else None)
+
+
 class LocalCluster(service.Service):
     """A cluster of one node: what `[cluster] redis_url = ""` runs."""
 
@@ -128,6 +147,7 @@ class LocalCluster(service.Service):
         self.presence = LocalPresence(node)
         self.bus = LocalBus(node)
         self.queue = LocalQueue()
+        self.directory = LocalDirectory(node)
 
     def problem(self) -> Optional[str]:
         return None

@@ -268,6 +268,41 @@ class RedisQueue:
                 yield self.cluster.link.call("HDEL", self._key(game), *stale)
 
 
+class RedisDirectory:
+    """P dir:{kind}: a hash key -> node."""
+
+    def __init__(self, cluster: "RedisCluster"):
+        self.cluster = cluster
+        self.mine: dict[str, set] = {}  # written again after a cut
+
+    @defer.inlineCallbacks
+    def rejoin(self):
+        for kind, keys in self.mine.items():
+            for key in keys:
+                yield self.claim(kind, key)
+
+    def claim(self, kind: str, key: str) -> defer.Deferred:
+        self.mine.setdefault(kind, set()).add(key)
+        return self.cluster.link.call("HSET", self.cluster.key("dir", kind), key,
+                                      self.cluster.node)
+
+    def release(self, kind: str, key: str) -> defer.Deferred:
+        self.mine.get(kind, set()).discard(key)
+        return self.cluster.link.call("HDEL", self.cluster.key("dir", kind), key)
+
+    def lookup(self, kind: str, key: str) -> defer.Deferred:
+        return self.cluster.link.call("HGET", self.cluster.key("dir", kind), key)
+
+    @defer.inlineCallbacks
+    def purge(self, node: str, kinds):
+        for kind in kinds:
+            flat = yield self.cluster.link.call("HGETALL", self.cluster.key("dir", kind))
+            flat = list(flat or [])
+            stale = [flat[i] for i in range(0, len(flat), 2) if flat[i + 1] == node]
+            if stale:
+                yield self.cluster.link.call("HDEL", self.cluster.key("dir", kind), *stale)
+
+
 class RedisCluster(service.Service):
     """This node's membership: heartbeat, the mirror of the others, rejoining."""
 
@@ -288,6 +323,7 @@ class RedisCluster(service.Service):
         self.presence = RedisPresence(self)
         self.bus = RedisBus(self)
         self.queue = RedisQueue(self)
+        self.directory = RedisDirectory(self)
         self.live: set[str] = set()  # other nodes seen alive
         self._beat: Optional[task.LoopingCall] = None
         self._forget_call = None
@@ -340,6 +376,7 @@ class RedisCluster(service.Service):
         yield call("DEL", self.key("node", self.node), self.key("presence", self.node))
         yield call("SREM", self.key("nodes"), self.node)
         yield self.queue.purge(self.node, self.games)
+        yield self.directory.purge(self.node, self.games)
         self.bus.publish("node", {"gone": True})
         log.info("cluster: node {node} left", node=self.node)
 
@@ -374,6 +411,7 @@ class RedisCluster(service.Service):
         yield call("DEL", presence_key)
         yield call("HSET", presence_key, *self.presence.snapshot_fields())
         yield self.queue.rejoin()
+        yield self.directory.rejoin()
         self.bus.publish("node", {"joined": True})
         log.info("cluster: node {node} joined", node=self.node)
         yield self.heartbeat(resync=True)
@@ -461,6 +499,7 @@ class RedisCluster(service.Service):
         removed = yield call("SREM", self.key("nodes"), node)
         yield call("DEL", self.key("presence", node))
         yield self.queue.purge(node, self.games)
+        yield self.directory.purge(node, self.games)
         self.presence.replace_node(node, None)
         if removed:
             self.bus.publish("node", {"dead": node})

@@ -23,6 +23,7 @@ from gamed.core.live import GameMonitor
 from gamed.rooms.messages import (BadRequest, connection_type_of, error, invite_of,
                                   is_blank, login_details, refusal, request_id_of, response,
                                   sender_prefix, with_sender)
+from gamed.rooms.cluster import RoomsTunnels
 from gamed.rooms.rules import LOBBY, RELAY, STARTING, Lobby, Player, RoomError
 from gamed.rooms.settings import RoomsSettings
 
@@ -39,8 +40,12 @@ class RoomsService(service.Service):
     name = "rooms"
 
     def __init__(self, settings: RoomsSettings, metrics=None,
-                 new_token=secrets.token_urlsafe, clock=None, drain_linger: float = 0.0):
+                 new_token=secrets.token_urlsafe, clock=None, drain_linger: float = 0.0,
+                 cluster=None):
         self.settings = settings
+        #: in a cluster: rooms of other nodes reached through tunnels (rooms/cluster.py)
+        self.tunnels = (RoomsTunnels(self, cluster)
+                        if cluster is not None and cluster.clustered else None)
         self.clock = clock
         #: seconds a player in no room is kept open on shutdown (see stopService)
         self.drain_linger = drain_linger if clock is not None else 0.0
@@ -89,6 +94,8 @@ class RoomsConnection(ConnectionHandler):
     def __init__(self, rooms: RoomsService):
         self.rooms = rooms
         self.player: Optional[Player] = None
+        #: set while this connection plays in a room of another node (see rooms/cluster.py)
+        self.tunnel = None
         self.prefix = ""
         self.pending: list = []  # (sender id, PreparedText) queued until our ack
         #: dropped for a full queue, waiting for the transport to report the close
@@ -119,6 +126,10 @@ class RoomsConnection(ConnectionHandler):
 
     def connection_lost(self, reason: str):
         self.rooms.connections.discard(self)
+        if self.tunnel is not None:
+            self.rooms.tunnels.lost(self, reason or "disconnected")
+            self.player = None
+            return
         if self.player is not None and self.player.room is not None:
             self.leave_room(reason or "disconnected")
         self.player = None
@@ -179,6 +190,9 @@ class RoomsConnection(ConnectionHandler):
     # -- incoming ---------------------------------------------------------------------------
 
     def text_received(self, text: str):
+        if self.tunnel is not None:  # its room is on another node: everything goes there
+            self.tunnel.forward(text)
+            return
         player = self.player
         if player is not None and player.phase == RELAY:
             if text[:1] == "#":
@@ -198,6 +212,9 @@ class RoomsConnection(ConnectionHandler):
         """A relay player who only listens is in use while its room relays frames to it:
         true if a frame reached it since it was last active or last asked (a dead peer is
         still found: writes to it fail, or its send buffer fills)."""
+        if self.tunnel is not None:
+            seen, self._relayed_seen = self._relayed_seen, self.tunnel.delivered
+            return self.tunnel.delivered != seen
         player = self.player
         if player is None or player.phase != RELAY:
             return False
@@ -253,10 +270,20 @@ class RoomsConnection(ConnectionHandler):
 
     def on_create(self, request: dict):
         room = self.rooms.lobby.create(self.player)
+        if self.rooms.tunnels is not None:  # its invite works on every node
+            self.rooms.tunnels.created(room.invite)
         self.reply("room_create_response", request.get("id"), players=room.describe(),
                    inviteId=room.invite)
 
     def on_join(self, request: dict):
+        tunnels = self.rooms.tunnels
+        if (tunnels is not None and self.player.room is None
+                and invite_of(request) not in self.rooms.lobby.rooms):
+            tunnels.join_elsewhere(self, request)  # the room may be on another node
+            return
+        self.join_here(request)
+
+    def join_here(self, request: dict):
         room = self.rooms.lobby.join(self.player, invite_of(request))
         self.reply("room_join_response", request.get("id"), players=room.describe(),
                    inviteId=room.invite)
@@ -274,6 +301,8 @@ class RoomsConnection(ConnectionHandler):
         player = self.player
         departure = self.rooms.lobby.leave(player)
         self.pending = []
+        if departure.room_closed and self.rooms.tunnels is not None:
+            self.rooms.tunnels.closed(departure.room.invite)
         fields = {"player": player.id, "reason": reason}
         if departure.new_host is not None:
             fields["newHost"] = departure.new_host.id
@@ -395,7 +424,8 @@ def make_service(core, settings: RoomsSettings = None) -> service.IService:
     # the linger ends within the daemon's grace period
     rooms = RoomsService(settings, core.metrics, clock=core.reactor,
                          drain_linger=min(settings.drain_linger,
-                                          core.config.shutdown.grace_period))
+                                          core.config.shutdown.grace_period),
+                         cluster=getattr(core, "cluster", None))
     rooms.setServiceParent(top)
     core.live.register("rooms", GameMonitor(count=lambda: len(rooms.lobby.rooms)))
     for listener in (

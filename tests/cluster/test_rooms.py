@@ -1,0 +1,104 @@
+"""rooms on two real nodes: an invite code made on one node works on the other; the room's
+relay spans the nodes (order per sender kept, `sender` stamped by the server) and a
+departure is told across them."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from tests.cluster.test_daemons import get, wait_for
+
+
+class RoomsClient:
+    def __init__(self, daemon):
+        self.sock = socket.create_connection(("127.0.0.1", daemon.ports["rooms_tcp"]),
+                                             timeout=15)
+        self.buf = b""
+
+    def send(self, message) -> None:
+        self.send_text(json.dumps(message))
+
+    def send_text(self, text: str) -> None:
+        self.sock.sendall(text.encode() + b"\n")
+
+    def recv_text(self) -> str:
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def wait(self, kind: str) -> dict:
+        while True:
+            text = self.recv_text()
+            message = json.loads(text[1:] if text.startswith("#") else text)
+            if message.get("type") == kind:
+                return message
+
+
+def test_a_room_spans_two_nodes(start_node):
+    a, b = start_node("a"), start_node("b")
+    wait_for(lambda: get(b, "/healthz")[0] == 200, "b up")
+    host, guest = RoomsClient(a), RoomsClient(b)
+    host.send({"id": 0, "type": "login", "details": {"username": "hostann"}})
+    host_id = host.wait("login_response")["playerId"]
+    guest.send({"id": 0, "type": "login", "details": {"username": "guestben"}})
+    guest_id = guest.wait("login_response")["playerId"]
+    host.send({"id": 1, "type": "room_create"})
+    invite = host.wait("room_create_response")["inviteId"]
+    # the invite made on a works on b; an unknown one is still refused there
+    guest.send({"id": 1, "type": "room_join", "inviteId": "no-such-room"})
+    assert guest.wait("room_join_response")["result"] == "room_not_found"
+    guest.send({"id": 2, "type": "room_join", "inviteId": invite})
+    joined = guest.wait("room_join_response")
+    assert joined["result"] == "ok"
+    assert [p["id"] for p in joined["players"]] == [host_id, guest_id]
+    assert host.wait("event_player_joined")["player"]["id"] == guest_id
+    host.send({"id": 2, "type": "room_start", "connectionType": "server_broadcast"})
+    for client in (host, guest):
+        start = client.wait("event_room_start")
+        client.send({"id": 3, "type": "event_room_start_ack", "requestId": start["id"]})
+    # the relay, both ways, in order, stamped with the sender the server knows
+    for n in range(20):
+        guest.send_text('{"type":"move","n":%d}' % n)
+        host.send_text('{"type":"turn","n":%d,"sender":"forged"}' % n)
+    for n in range(20):
+        assert host.recv_text() == '{"sender":"%s","type":"move","n":%d}' % (guest_id, n)
+    for n in range(20):
+        # a forged sender never passes: the server's own stamp replaces it
+        assert guest.recv_text() == '{"sender":"%s","type":"turn","n":%d}' % (host_id, n)
+    # the guest goes away on b: the host on a hears it
+    guest.sock.close()
+    left = json.loads(host.recv_text()[1:])
+    assert left["type"] == "player_left" and left["player"] == guest_id
+
+
+def test_the_queue_before_the_ack_holds_across_nodes(start_node):
+    """A player of another node who does not ack event_room_start is dropped past the
+    64 queued frames, as on one node (its socket is closed by its own node)."""
+    a, b = start_node("a"), start_node("b")
+    host, guest = RoomsClient(a), RoomsClient(b)
+    host.send({"id": 0, "type": "login", "details": {"username": "hostcid"}})
+    host.wait("login_response")
+    guest.send({"id": 0, "type": "login", "details": {"username": "guestdan"}})
+    guest.wait("login_response")
+    host.send({"id": 1, "type": "room_create"})
+    invite = host.wait("room_create_response")["inviteId"]
+    guest.send({"id": 2, "type": "room_join", "inviteId": invite})
+    assert guest.wait("room_join_response")["result"] == "ok"
+    host.send({"id": 2, "type": "room_start", "connectionType": "server_broadcast"})
+    start = host.wait("event_room_start")
+    host.send({"id": 3, "type": "event_room_start_ack", "requestId": start["id"]})
+    guest.wait("event_room_start")  # ... and never acks
+    for n in range(70):
+        host.send_text('{"n":%d}' % n)
+    try:
+        while True:
+            guest.recv_text()
+    except (EOFError, ConnectionError):
+        pass
+    left = json.loads(host.recv_text()[1:])
+    assert left["type"] == "player_left"
