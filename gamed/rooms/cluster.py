@@ -88,8 +88,11 @@ class RoomsTunnels:
 
     # -- the room's node ----------------------------------------------------------------------
 
-    def created(self, invite: str) -> None:
-        self.directory.claim(KIND, invite).addErrback(self._failed, "claiming an invite")
+    def created(self, invite: str):
+        """Claim the code; fires once it is claimed (or could not be: the room still
+        works on this node)."""
+        return self.directory.claim(KIND, invite).addErrback(self._failed,
+                                                             "claiming an invite")
 
     def closed(self, invite: str) -> None:
         self.directory.release(KIND, invite).addErrback(self._failed, "releasing an invite")

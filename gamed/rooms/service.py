@@ -270,10 +270,15 @@ class RoomsConnection(ConnectionHandler):
 
     def on_create(self, request: dict):
         room = self.rooms.lobby.create(self.player)
-        if self.rooms.tunnels is not None:  # its invite works on every node
-            self.rooms.tunnels.created(room.invite)
-        self.reply("room_create_response", request.get("id"), players=room.describe(),
-                   inviteId=room.invite)
+
+        def reply(_=None):
+            self.reply("room_create_response", request.get("id"), players=room.describe(),
+                       inviteId=room.invite)
+
+        if self.rooms.tunnels is not None:  # the code works on every node once answered
+            self.rooms.tunnels.created(room.invite).addCallback(reply)
+        else:
+            reply()
 
     def on_join(self, request: dict):
         tunnels = self.rooms.tunnels

@@ -27,6 +27,7 @@ def read_until(client, predicate, what, timeout=30.0):
 def test_novaglide_across_two_nodes(start_node):
     extra = "[novaglide]\nrejoin_grace = 1.0\n"
     a, b = start_node("a", extra=extra), start_node("b", extra=extra)
+    wait_for(lambda: get(a, "/healthz")[0] == get(b, "/healthz")[0] == 200, "both joined")
     ann, bob = novaglide_login(a, "ann_ng"), novaglide_login(b, "bob_ng")
     for client in (ann, bob):
         client.send(packet("queued_solo", ["no_data"]))

@@ -41,7 +41,7 @@ class RoomsClient:
 
 def test_a_room_spans_two_nodes(start_node):
     a, b = start_node("a"), start_node("b")
-    wait_for(lambda: get(b, "/healthz")[0] == 200, "b up")
+    wait_for(lambda: get(a, "/healthz")[0] == get(b, "/healthz")[0] == 200, "both joined")
     host, guest = RoomsClient(a), RoomsClient(b)
     host.send({"id": 0, "type": "login", "details": {"username": "hostann"}})
     host_id = host.wait("login_response")["playerId"]
@@ -80,6 +80,7 @@ def test_the_queue_before_the_ack_holds_across_nodes(start_node):
     """A player of another node who does not ack event_room_start is dropped past the
     64 queued frames, as on one node (its socket is closed by its own node)."""
     a, b = start_node("a"), start_node("b")
+    wait_for(lambda: get(a, "/healthz")[0] == get(b, "/healthz")[0] == 200, "both joined")
     host, guest = RoomsClient(a), RoomsClient(b)
     host.send({"id": 0, "type": "login", "details": {"username": "hostcid"}})
     host.wait("login_response")
