@@ -90,6 +90,9 @@ class HttpSettings:
     admin_password_hash: str = ""
     #: seconds a console login lasts (its cookie and its server-side session)
     admin_session_ttl: float = 3600.0
+    #: /debug/objects: live Python objects per type (bench/soak.py's leak finder; the
+    #: count holds the reactor for tens of ms: leave it off in production)
+    debug_objects: bool = False
 
 
 @attrs.define

@@ -77,10 +77,24 @@ class ListenError(Exception):
     not handed over)."""
 
 
+#: the listen queue of tcp: and ssl: listeners (Twisted's default is 50): after a restart
+#: every player reconnects at once, and connections past a full queue wait for the
+#: client's SYN retry (1 s, then 3 s, ...); the kernel caps it at net.core.somaxconn
+LISTEN_BACKLOG = 1024
+
+
+def with_backlog(description: str) -> str:
+    """The description with `backlog=LISTEN_BACKLOG` when it is a tcp: or ssl: one that
+    does not set its own."""
+    if description.split(":", 1)[0] in ("tcp", "tcp6", "ssl") and "backlog=" not in description:
+        return "%s:backlog=%d" % (description, LISTEN_BACKLOG)
+    return description
+
+
 def stream_service(reactor, description: str, factory) -> service.IService:
     """A service that listens on a stream endpoint while running."""
     try:
-        endpoint = endpoints.serverFromString(reactor, description)
+        endpoint = endpoints.serverFromString(reactor, with_backlog(description))
     except (IndexError, KeyError):  # index=N past the sockets, or an unknown name=
         raise ListenError("%r: no such socket was handed over (enable gamed.socket and "
                           "start gamed through it, one ListenStream= per systemd: listener)"

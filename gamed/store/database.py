@@ -178,8 +178,9 @@ class Database:
         d.addBoth(answered)
         return result
 
-    def _answered(self, value):
-        if self.unavailable is not None:
+    def _answered(self, answer):
+        value, reached = answer
+        if self.unavailable is not None and reached:
             log.info("database available again after {seconds:.1f} s",
                      seconds=self.reactor.seconds() - self.unavailable_since)
             self.unavailable = None
@@ -215,7 +216,9 @@ class Database:
                         cursor.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
                     result = func(cursor, *args, **kwargs)
                     connection.commit()
-                    return result
+                    # (result, whether the database was reached: a transaction that ran
+                    # no statement says nothing about it)
+                    return result, cursor.statements > 0
                 except BaseException as exc:
                     try:
                         connection.rollback()

@@ -140,6 +140,12 @@ class Root(resource.Resource):
         from gamed.web.play import PlayUttt
 
         self.putChild(b"play", PlayUttt(core, env))
+        if core.config.http.debug_objects:  # a soak's leak finder; off: a 404
+            from gamed.web.debug import ObjectCounts
+
+            debug = resource.Resource()
+            debug.putChild(b"objects", ObjectCounts())
+            self.putChild(b"debug", debug)
         if core.config.http.admin_password_hash:  # without it /admin is a 404
             from gamed.web.admin import AdminConsole
 

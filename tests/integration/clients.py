@@ -89,17 +89,19 @@ class Nova(Lines):
 class Block:
     """A blockattack player over UDP with strictly increasing timestamps."""
 
-    _stamps = itertools.count(int(time.time() * 1000))
-
     def __init__(self, port: int, name: str, opponent: str, timeout: float = 5.0):
         self.port, self.name, self.opponent = port, name, opponent
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(timeout)
         self.game_name = None
+        self.last_stamp = 0
 
     def stamp(self) -> int:
-        return max(next(self._stamps), int(time.time() * 1000))
+        """Milliseconds since the epoch, strictly increasing for this player (two
+        datagrams in one millisecond must not look like a replay)."""
+        self.last_stamp = max(self.last_stamp + 1, int(time.time() * 1000))
+        return self.last_stamp
 
     def send(self, message) -> None:
         self.sock.sendto(json.dumps(dict(message, timestamp=self.stamp())).encode(),
@@ -145,6 +147,31 @@ class Block:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def start_pair(one: Block, two: Block, seconds: float = 30.0) -> None:
+    """Both connect, repeating it (the protocol says to) until both have game_start: a
+    name still held by its last game is refused (name_in_game) until that game is
+    forgotten, and each must repeat its connect for the two to be paired then."""
+    deadline = time.monotonic() + seconds
+    pending = [one, two]
+    for player in pending:
+        player.connect()
+    while pending:
+        if time.monotonic() > deadline:
+            raise TimeoutError("no game_start for %s" % [p.name for p in pending])
+        for player in list(pending):
+            player.sock.settimeout(0.25)
+            try:
+                message = player.recv()
+            except socket.timeout:
+                player.connect()
+                continue
+            finally:
+                player.sock.settimeout(5.0)
+            if message.get("command") == "game_start":
+                player.game_name = message["game_name"]
+                pending.remove(player)
 
 
 class Rooms:

@@ -51,3 +51,15 @@ async def test_metrics_are_prometheus_text_named_gamed(core):
 async def test_unknown_path_is_404_json(core):
     code, _, body = await get(core, "/no/such/thing")
     assert code == 404 and json.loads(body)["error"] == "not_found"
+
+
+@pytest_twisted.ensureDeferred
+async def test_debug_objects_only_when_configured(core):
+    from gamed.core.config import set_option
+
+    code, _, _ = await get(core, "/debug/objects")
+    assert code == 404
+    core.config = set_option(core.config, "http", "debug_objects", True)
+    code, _, body = await get(core, "/debug/objects")
+    counts = dict(json.loads(body)["objects"])
+    assert code == 200 and counts["dict"] > 0 and counts["function"] > 0
