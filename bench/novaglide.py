@@ -13,7 +13,7 @@ missed a frame and had to catch up), the share of ticks that started over 4 ms l
 the p99 of a tick's own work; its CPU use (from /proc); and the p50/p99 latency from
 sending a reversal to receiving the first state that shows the disc moving the new way
 (this includes waiting for the next tick: inputs apply on the next tick). The largest N
-with < 1% late ticks in every round is the answer.
+whose median round has < 1% late ticks is the answer.
 
 The same-run reference (`--serve-reference`, on by default) is a bare Twisted server that
 runs N 60 Hz matches with no rules: per match a `LoopingCall` that decodes the JSON input
@@ -46,8 +46,8 @@ import tempfile
 import time
 import urllib.request
 
-from support import (free_port, listen, start_daemon,  # noqa: E402 (bench/ is sys.path[0])
-                     wait_for_quiet)
+from support import (free_port, listen, median,  # noqa: E402 (bench/ is sys.path[0])
+                     start_daemon, wait_for_quiet)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tests.novaglide.classic_client import pressed, scancode_wrapper_registered  # noqa: E402
@@ -562,7 +562,8 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--input-hz", type=float, default=60.0)
     parser.add_argument("--rounds", type=int, default=3,
-                        help="measure each N this many times; N holds only if every round does")
+                        help="measure each N this many times; N holds if the median round "
+                             "has < 1%% late ticks")
     parser.add_argument("--no-reference", action="store_true",
                         help="gamed alone (no ratio: a figure without its reference)")
     parser.add_argument("--serve-reference", nargs=2, metavar=("TEMPLATE", "PORTFILE"),
@@ -594,11 +595,12 @@ def main(argv=None):
         "wire", "matches", "players", "late", ">4ms", "tick p99", "states/s", "daemon", "bots",
         "in->state p50/99", "unseen"))
     best = dict.fromkeys(wires, 0)
+    cost = {}  # (N, wire) -> the server's CPU seconds per state sent, each round
     holding = set(wires)
     run = 0
     try:
         for matches in (int(n) for n in args.matches.split(",")):
-            held = {wire: True for wire in holding}
+            lates = {wire: [] for wire in holding}
             for round_ in range(args.rounds):
                 order = sorted(holding, key=wires.index)  # interleaved, alternating order
                 for wire in (order if round_ % 2 == 0 else order[::-1]):
@@ -611,9 +613,12 @@ def main(argv=None):
                               100 * row["over_4ms"], 1000 * row["work_p99"], row["states"],
                               100 * row["cpu"], 100 * row["bots_cpu"], row["p50"], row["p99"],
                               row["unseen"]), flush=True)
-                    held[wire] = held[wire] and row["late"] < 0.01
-            for wire, ok in held.items():
-                if ok:
+                    lates[wire].append(row["late"])
+                    if row["states"]:
+                        cost.setdefault((matches, wire), []).append(row["cpu"] / row["states"])
+            for wire, shares in lates.items():
+                # the median round: one round hit by a neighbour's burst does not decide
+                if median(shares) < 0.01:
                     best[wire] = matches
                 else:
                     holding.discard(wire)
@@ -630,6 +635,15 @@ def main(argv=None):
               % (wire, best[wire], 2 * best[wire],
                  "; a reference's N: raise --matches" if wire in holding else ""))
     if "reference" in wires:
+        # CPU per state sent: what each server spends, whatever the host's load lets it hold
+        for matches in sorted({n for n, _ in cost}):
+            per_state = {wire: median(cost[matches, wire]) for wire in wires
+                         if (matches, wire) in cost}
+            if "reference" in per_state and "lines" in per_state:
+                print("%d matches: CPU per 1000 states: reference %.2f ms, gamed %.2f ms "
+                      "(gamed / reference %.2f)"
+                      % (matches, 1e6 * per_state["reference"], 1e6 * per_state["lines"],
+                         per_state["lines"] / per_state["reference"]))
         ratio = best["lines"] / best["reference"] if best["reference"] else float("nan")
         print("gamed (lines) / reference = %.2f (goal >= 0.60: %s)"
               % (ratio, "met" if ratio >= 0.6 else "NOT met"))
