@@ -15,8 +15,8 @@ in, play a little, disconnect --
   * http: the uttt leaderboard.
 Every --interval seconds it prints the daemon's resident memory, open descriptors, the ten
 commonest live object types (`/debug/objects`, turned on for the soak), the p99 of the
-requests timed in that interval (each request's reply or delivery), sessions done and
-errors. At the end: the slope of memory and descriptors after --warmup minutes (least
+requests timed in that interval (each request's reply or delivery), sessions done,
+errors, and the database transactions that took the most time in it. At the end: the slope of memory and descriptors after --warmup minutes (least
 squares, per minute) and the object types that grew most over that time.
 """
 
@@ -181,7 +181,15 @@ def daemon_sample(pid: int, http_port: int) -> dict:
     with urllib.request.urlopen("http://127.0.0.1:%d/debug/objects" % http_port,
                                 timeout=30) as reply:
         objects = dict(json.loads(reply.read())["objects"])
-    return {"rss_kb": rss, "fds": fds, "objects": objects}
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http_port,
+                                timeout=30) as reply:
+        database = {}  # description -> [seconds, count] so far
+        for line in reply.read().decode().splitlines():
+            for suffix, slot in (("_sum{", 0), ("_count{", 1)):
+                if line.startswith("gamed_db_query_seconds" + suffix):
+                    name = line.split('description="', 1)[1].split('"', 1)[0]
+                    database.setdefault(name, [0.0, 0.0])[slot] = float(line.rsplit(" ", 1)[1])
+    return {"rss_kb": rss, "fds": fds, "objects": objects, "database": database}
 
 
 def slope(points: list) -> float:
@@ -246,6 +254,12 @@ def main() -> None:
                 minute, sample["rss_kb"] / 1024, sample["fds"], p99, len(times),
                 " ".join("%s=%d" % kv for kv in sorted(sessions.items())),
                 " ".join("%s:%d" % kv for kv in top)))
+            before = samples[-2]["database"] if len(samples) > 1 else {}
+            spent = sorted(((s - before.get(k, [0, 0])[0], c - before.get(k, [0, 0])[1], k)
+                            for k, (s, c) in sample["database"].items()), reverse=True)[:4]
+            print("       database time: " + ", ".join(
+                "%s %.1f s (%d, %.2f ms each)" % (k, s, c, 1000 * s / c if c else 0)
+                for s, c, k in spent))
             for error in errors[:5]:
                 print("    error:", error)
             sys.stdout.flush()

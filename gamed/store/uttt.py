@@ -264,10 +264,13 @@ class UtttStore:
         they are marked as shown in the same transaction."""
 
         def take(cur: Cursor):
+            # one indexed SELECT per seat (player, is_open, seen): with an OR across the
+            # seats SQLite read every finished match of every player at each login
             rows = cur.execute(
-                "SELECT " + _MATCH_COLUMNS + " WHERE m.is_open = 0 AND"
-                " ((m.player_a = ? AND m.seen_a = 0) OR (m.player_b = ? AND m.seen_b = 0))"
-                " ORDER BY m.id DESC LIMIT ?", (account_id, account_id, limit)).fetchall()
+                "SELECT " + _MATCH_COLUMNS + " WHERE m.player_a = ? AND m.is_open = 0"
+                " AND m.seen_a = 0 UNION ALL SELECT " + _MATCH_COLUMNS + " WHERE"
+                " m.player_b = ? AND m.is_open = 0 AND m.seen_b = 0 ORDER BY 1 DESC LIMIT ?",
+                (account_id, account_id, limit)).fetchall()
             found = [_stored(row) for row in reversed(rows)]
             cur.execute("UPDATE uttt_matches SET seen_a = 1 WHERE player_a = ? AND is_open = 0"
                         " AND seen_a = 0", (account_id,))
