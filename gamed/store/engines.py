@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -112,12 +113,22 @@ class Sqlite3Engine(Engine):
     def on_new_connection(self, connection) -> None:
         # isolation_level=None: the pool's BEGIN/COMMIT are ours (see Database)
         cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        # turning a new file to WAL needs it alone: SQLite answers "locked" at once, without
+        # its busy wait, while another connection (a second migrator) holds it
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         cursor.execute("PRAGMA foreign_keys=ON")
         # WAL + NORMAL: durable across a process crash; a power loss may drop the last
         # transactions but never corrupts the file.
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     def describe(self) -> str:
