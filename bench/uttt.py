@@ -154,6 +154,12 @@ def worker(port, pairs: int, seconds: float, warmup: float, seed: int, out) -> N
 
         def on_update(self, data, now):
             state = data["match_state"]
+            # the same state twice (a login's listing and the news of the match arriving
+            # together) is one update: not an acknowledgement, not a turn
+            seen = (data["id"], json.dumps(state, sort_keys=True))
+            if seen == getattr(self, "last_seen", None):
+                return
+            self.last_seen = seen
             if self.sent_at is not None and state and state["last_move"] is not None:
                 stats["acked_total"] += 1
                 if measure_from <= now <= stop_at:

@@ -156,25 +156,54 @@ class RedisPresence(LocalPresence):
 
 
 class RedisBus:
+    """Messages published in one reactor turn go out together: consecutive ones for the
+    same channel as one PUBLISH of a JSON list (a relay burst costs one Redis command,
+    not one per frame), the order of everything published kept."""
+
     def __init__(self, cluster: "RedisCluster"):
         self.cluster = cluster
         self.node = cluster.node
         self.handlers: dict[str, list] = {}
         self.dropped = 0
+        self._outbox: list = []  # (channel, [topic, message]) in publish order
+        self._flush_call = None
 
     def publish(self, topic: str, message: dict,
                 nodes: Optional[Iterable[str]] = None) -> None:
-        link = self.cluster.link
-        if not link.up:
+        if not self.cluster.link.up:
             self.dropped += 1
             return
-        payload = json.dumps({"t": topic, "n": self.node, "m": message},
-                             separators=(",", ":"))
         channels = ([self.cluster.key("bus")] if nodes is None
                     else [self.cluster.key("bus", node) for node in nodes if node != self.node])
         for channel in channels:
-            link.call("PUBLISH", channel, payload).addErrback(self.cluster.write_failed,
-                                                              "publish")
+            self._outbox.append((channel, [topic, message]))
+        if channels and self._flush_call is None:
+            self._flush_call = self.cluster.reactor.callLater(0, self._flush)
+
+    def _flush(self) -> defer.Deferred:
+        """Send what was published; fires when Redis has it (used before leaving)."""
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        outbox, self._outbox = self._outbox, []
+        link = self.cluster.link
+        if not link.up:
+            self.dropped += len(outbox)
+            return defer.succeed(None)
+        sent = []
+        run_channel, run = None, []
+        for channel, item in outbox + [(None, None)]:
+            if channel != run_channel and run:
+                payload = json.dumps({"n": self.node, "b": run}, separators=(",", ":"))
+                sent.append(link.call("PUBLISH", run_channel, payload).addErrback(
+                    self.cluster.write_failed, "publish"))
+                run = []
+            run_channel = channel
+            if item is not None:
+                run.append(item)
+        return defer.gatherResults(sent)
+
+    flush = _flush
 
     def subscribe(self, topic: str, handler) -> None:
         self.handlers.setdefault(topic, []).append(handler)
@@ -182,18 +211,20 @@ class RedisBus:
     def received(self, channel: str, payload: str) -> None:
         try:
             envelope = json.loads(payload)
-            topic, sender, message = envelope["t"], envelope["n"], envelope["m"]
+            sender, batch = envelope["n"], envelope["b"]
+            items = [(topic, message) for topic, message in batch]
         except (ValueError, KeyError, TypeError):
             log.warn("cluster: unreadable message on {channel}", channel=channel)
             return
         if sender == self.node:
             return
-        for handler in self.handlers.get(topic, ()):
-            try:
-                handler(message, sender)
-            except Exception:
-                log.failure("cluster: handling {topic} from {sender} failed", topic=topic,
-                            sender=sender)
+        for topic, message in items:
+            for handler in self.handlers.get(topic, ()):
+                try:
+                    handler(message, sender)
+                except Exception:
+                    log.failure("cluster: handling {topic} from {sender} failed",
+                                topic=topic, sender=sender)
 
 
 class RedisQueue:
@@ -378,6 +409,7 @@ class RedisCluster(service.Service):
         yield self.queue.purge(self.node, self.games)
         yield self.directory.purge(self.node, self.games)
         self.bus.publish("node", {"gone": True})
+        yield self.bus.flush()
         log.info("cluster: node {node} left", node=self.node)
 
     # -- link states ---------------------------------------------------------------------

@@ -103,3 +103,31 @@ def test_the_queue_before_the_ack_holds_across_nodes(start_node):
         pass
     left = json.loads(host.recv_text()[1:])
     assert left["type"] == "player_left"
+
+
+def test_a_drained_node_lets_its_rooms_players_go_on_elsewhere(start_node):
+    """Rolling restart: b is drained (SIGTERM) while its player is in a room of a; the
+    player comes back through a, joins the same room with the same code and plays on."""
+    import signal
+
+    a, b = start_node("a"), start_node("b")
+    wait_for(lambda: get(a, "/healthz")[0] == get(b, "/healthz")[0] == 200, "both joined")
+    host, guest = RoomsClient(a), RoomsClient(b)
+    host.send({"id": 0, "type": "login", "details": {"username": "hosteve"}})
+    host.wait("login_response")
+    guest.send({"id": 0, "type": "login", "details": {"username": "guestfay"}})
+    guest.wait("login_response")
+    host.send({"id": 1, "type": "room_create"})
+    invite = host.wait("room_create_response")["inviteId"]
+    guest.send({"id": 2, "type": "room_join", "inviteId": invite})
+    assert guest.wait("room_join_response")["result"] == "ok"
+    host.wait("event_player_joined")
+    b.proc.send_signal(signal.SIGTERM)
+    assert b.proc.wait(30) in (0, -signal.SIGTERM), b.log()
+    assert host.wait("event_player_left")["player"]
+    again = RoomsClient(a)
+    again.send({"id": 0, "type": "login", "details": {"username": "guestfay"}})
+    again_id = again.wait("login_response")["playerId"]
+    again.send({"id": 1, "type": "room_join", "inviteId": invite})
+    assert again.wait("room_join_response")["result"] == "ok"
+    assert host.wait("event_player_joined")["player"]["id"] == again_id
