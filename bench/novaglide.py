@@ -633,7 +633,7 @@ def main(argv=None):
     for wire in wires:
         print("%s: largest N with < 1%% late ticks: %d matches (%d players)%s"
               % (wire, best[wire], 2 * best[wire],
-                 "; a reference's N: raise --matches" if wire in holding else ""))
+                 "; still held at the largest N tried: raise --matches" if wire in holding else ""))
     if "reference" in wires:
         # CPU per state sent: what each server spends, whatever the host's load lets it hold
         for matches in sorted({n for n, _ in cost}):
