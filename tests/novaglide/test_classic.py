@@ -306,3 +306,30 @@ async def test_play_while_in_a_match_goes_straight_back_into_it(core):
     await restarted.login("ann")  # within the rejoin grace: back in the match
     back = await restarted.ask("queued_solo", ["no_data"], clock)  # PLAY 1V1
     assert back["flag"] == "game_state_1" and back["data"][4:6] == ["ann", "ben"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_classic_client_that_leaves_at_any_step_is_not_an_error(core):
+    from gamed.core.testing import ErrorLog
+
+    game, clock = make_game(core, rejoin_grace=0.5)
+    with ErrorLog() as errors:
+        leaver = ClassicPeer(game, port=50020)
+        leaver.greeting()
+        leaver.send("log_in_data", ["lea", "pw"])  # gone before its login is answered
+        leaver.proto.connectionLost()
+        for flag, data in (("get_elo", ["ann"]), ("online", ["no_data"])):
+            peer = ClassicPeer(game, port=50021)
+            await peer.login("ann")
+            peer.send(flag, data)  # a query or a poll in flight, then gone
+            peer.proto.connectionLost()
+            clock.advance(DT)
+        classic, json_player = await classic_against_json(game)
+        classic.send("ingame", ["no_data"])  # waiting for the next state: gone
+        classic.proto.connectionLost()
+        for _ in range(60):  # the rejoin grace runs out: ben wins by forfeit
+            clock.advance(DT)
+        await until(lambda: [m for m in json_player.channel.sent
+                             if m.get("flag") == "end_game_state_1"])
+        await task.deferLater(reactor, 0.2, lambda: None)  # the late login reply, if any
+    assert errors.lines() == []
