@@ -38,6 +38,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import uttt as workload  # noqa: E402  (bench/uttt.py)
+from support import free_port, launch  # noqa: E402
 
 
 def node_config(url: str, port: int, redis: str, prefix: str, name: str) -> str:
@@ -52,27 +53,12 @@ def node_config(url: str, port: int, redis: str, prefix: str, name: str) -> str:
 
 
 def start_node(tmp: str, text: str, port: int):
-    import socket
-    import subprocess
 
     os.makedirs(tmp, exist_ok=True)
     config = os.path.join(tmp, "gamed.toml")
     with open(config, "w") as fh:
         fh.write(text)
-    log = open(os.path.join(tmp, "gamed.log"), "w")
-    proc = subprocess.Popen([workload.TWISTD, "-n", "--pidfile=", "gamed", "--config", config],
-                            cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("a node exited; see %s" % log.name)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("a node did not listen within 30 s")
+    return launch(tmp, config, port)
 
 
 def run(setup: str, args) -> dict:
@@ -89,7 +75,7 @@ def run(setup: str, args) -> dict:
     url = args.postgres.rsplit("/", 1)[0] + "/" + dbname
     prefix = "gamedbench:%s:" % secrets.token_hex(4)
     redis = "" if setup == "single" else args.redis
-    ports = [workload.free_port() for _ in range(1 if setup == "single" else 2)]
+    ports = [free_port() for _ in range(1 if setup == "single" else 2)]
     procs = []
     try:
         for i, port in enumerate(ports):  # one after the other: the first migrates

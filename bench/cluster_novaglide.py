@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,22 +32,12 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import novaglide as workload  # noqa: E402  (bench/novaglide.py)
-from support import median, wait_for_quiet  # noqa: E402
-
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+from support import free_port, launch, median, wait_for_quiet  # noqa: E402
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_node(tmp: str, url: str, port: int, redis: str, prefix: str, name: str):
-    import socket
-
     os.makedirs(tmp, exist_ok=True)
     cluster = ('[cluster]\nredis_url = "%s"\nnode_name = "%s"\nkey_prefix = "%s"\n'
                % (redis, name, prefix)) if redis else ""
@@ -59,20 +48,7 @@ def start_node(tmp: str, url: str, port: int, redis: str, prefix: str, name: str
                  'burst = 100000\n[blockattack]\nlisten = ""\n[uttt]\nwebsocket = ""\n'
                  'listen = ""\n[rooms]\nwebsocket = ""\nlisten = ""\n[http]\nlisten = ""\n%s'
                  % (url, port, cluster))
-    log = open(os.path.join(tmp, "gamed.log"), "w")
-    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "gamed", "--config", config],
-                            cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("a node exited; see %s" % log.name)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("a node did not listen within 30 s")
+    return launch(tmp, config, port)
 
 
 def set_up(ports: list, matches: int, run: int) -> list:

@@ -29,22 +29,12 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import rooms as workload  # noqa: E402  (bench/rooms.py)
-from support import median, wait_for_quiet  # noqa: E402
-
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+from support import free_port, launch, median, wait_for_quiet  # noqa: E402
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_node(tmp: str, url: str, port: int, redis: str, prefix: str, name: str):
-    import socket
-    import subprocess
 
     os.makedirs(tmp, exist_ok=True)
     config = os.path.join(tmp, "gamed.toml")
@@ -55,20 +45,7 @@ def start_node(tmp: str, url: str, port: int, redis: str, prefix: str, name: str
                  'listen = "tcp:%d:interface=127.0.0.1"\nrate = 1000000.0\nburst = 1000000\n'
                  '[http]\nlisten = ""\n[cluster]\nredis_url = "%s"\nnode_name = "%s"\n'
                  'key_prefix = "%s"\n' % (url, port, redis, name, prefix))
-    log = open(os.path.join(tmp, "gamed.log"), "w")
-    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "gamed", "--config", config],
-                            cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("a node exited; see %s" % log.name)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("a node did not listen within 30 s")
+    return launch(tmp, config, port)
 
 
 def room(ports: list, players: int) -> list:

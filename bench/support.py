@@ -36,20 +36,28 @@ def start_daemon(tmp: str, sections: dict, ready_port: int) -> subprocess.Popen:
         for section, keys in config.items():
             handle.write("[%s]\n" % section)
             handle.writelines("%s = %s\n" % item for item in keys.items())
-    log = open(os.path.join(tmp, "daemon.log"), "w")
+    return launch(tmp, path, ready_port)
+
+
+def launch(tmp: str, config_path: str, ready_port: int, timeout: float = 30.0):
+    """`twistd -n gamed --config CONFIG_PATH` in tmp (log: tmp/gamed.log); returns once
+    `ready_port` accepts. GAMED_BENCH_TWISTD_ARGS adds twistd options (e.g. --profile=F)."""
+    log = open(os.path.join(tmp, "gamed.log"), "w")
     extra = os.environ.get("GAMED_BENCH_TWISTD_ARGS", "").split()
-    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", *extra, "gamed", "--config", path],
-                            cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(600):
+    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", *extra, "gamed", "--config",
+                             config_path], cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         if proc.poll() is not None:
-            break
+            raise SystemExit("gamed exited; see %s" % log.name)
         try:
             socket.create_connection(("127.0.0.1", ready_port), 0.2).close()
             return proc
         except OSError:
             time.sleep(0.05)
     proc.kill()
-    raise RuntimeError("gamed did not start; see %s" % log.name)
+    raise SystemExit("gamed did not listen on port %d within %g s; see %s"
+                     % (ready_port, timeout, log.name))
 
 
 def listen(port: int, kind: str = "tcp") -> str:

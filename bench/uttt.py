@@ -47,8 +47,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from support import free_port, launch  # noqa: E402
 
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
 # -- the client side: a minimal WebSocket client on non-blocking sockets ---------------------
@@ -334,11 +335,6 @@ def start_reference(url: str) -> tuple:
 
 # -- the daemon ----------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def start_daemon(url: str, tmp: str, port: int) -> subprocess.Popen:
     config = os.path.join(tmp, "gamed.toml")
@@ -349,21 +345,7 @@ def start_daemon(url: str, tmp: str, port: int) -> subprocess.Popen:
             '[uttt]\nwebsocket = "tcp:%d:interface=127.0.0.1"\nlisten = ""\n'
             'rate = 100000.0\nburst = 100000\n'
             '[rooms]\nwebsocket = ""\nlisten = ""\n[http]\nlisten = ""\n' % (url, port))
-    log = open(os.path.join(tmp, "gamed.log"), "w")
-    extra = os.environ.get("BENCH_TWISTD_ARGS", "").split()  # e.g. --profile=F --savestats
-    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", *extra, "gamed", "--config", config],
-                            cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("the daemon exited; see %s" % log.name)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the daemon did not listen within 30 s")
+    return launch(tmp, config, port)
 
 
 def stop_daemon(proc: subprocess.Popen) -> None:
