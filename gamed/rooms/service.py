@@ -36,6 +36,9 @@ IN_GAME = (STARTING, RELAY)
 SERVER_CLOSING = "the server is shutting down: try again in a moment"
 
 
+#: requests whose refusal leaves the real client on its login form, logged in
+ROOM_REQUESTS = frozenset({"room_create", "room_join"})
+
 class RoomsService(service.Service):
     name = "rooms"
 
@@ -102,6 +105,8 @@ class RoomsConnection(ConnectionHandler):
         self.dropped = False
         #: told the server is shutting down, kept open for the drain's linger
         self.closing = False
+        #: a refused room_create/room_join was the last request: login may come again
+        self.may_login_again = False
         # the relay's targets, rebuilt when the room changes: (room, room.changes)
         self._targets_of = None
         self._sends: list = []
@@ -170,6 +175,10 @@ class RoomsConnection(ConnectionHandler):
 
     def refuse_request(self, kind: str, request_id, code: str, text: str):
         """A refused request gets its own `<type>_response`, the code in `result`."""
+        if kind in ROOM_REQUESTS:
+            self.may_login_again = True
+        elif kind != "login":  # a refused login (a bad name) may be tried again
+            self.may_login_again = False
         log.debug("rooms: refused {kind} from {peer}: {code}", kind=kind,
                   peer=self.channel.peer, code=code)
         self.channel.send(refusal(self.rooms.next_id(), kind, request_id, code, text))
@@ -243,23 +252,28 @@ class RoomsConnection(ConnectionHandler):
             handler(message)
         except (BadRequest, RoomError) as exc:
             self.refuse_request(kind, request_id, exc.code, exc.message)
+        else:
+            self.may_login_again = False  # (a room request answered later may set it)
 
     # -- lobby --------------------------------------------------------------------------------
 
     def on_login(self, request: dict):
+        """Once logged in, a connection logs in again only right after a refused
+        room_create or room_join: the real client, refused a room (name_conflict), lets its
+        user change the profile and sends login again on the same socket. Otherwise the
+        seed's rule holds: a second login is refused."""
         player = self.player
-        if player is not None and player.room is not None:
+        if player is not None and (player.room is not None or not self.may_login_again):
             raise BadRequest("already_logged_in",
-                             "you are logged in and in a room: leave it to log in again")
+                             "you are logged in: a second login is accepted only after a "
+                             "refused room_create or room_join, outside a room")
         details = login_details(request)
         if player is None:
             player_id = self.rooms.new_player_id()
             self.player = Player(player_id, details.username, details.avatar, details.color,
                                  details.border_color, link=self)
             self.prefix = sender_prefix(player_id)
-        else:
-            # in no room yet: the real client, refused a room (name_conflict), lets its
-            # user change the profile and sends login again on the same socket
+        else:  # after a refused room request (see above): the profile changes
             player_id = player.id
             player.username, player.avatar = details.username, details.avatar
             player.color, player.border_color = details.color, details.border_color

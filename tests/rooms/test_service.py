@@ -684,3 +684,15 @@ def test_every_request_is_answered_by_its_own_response_and_only_non_requests_by_
         else:
             assert reply["type"] == "error" and "result" not in reply
             assert reply["error"] in ("unknown_type", "missing_id")
+
+
+
+def test_a_second_login_only_after_a_refused_room_request():
+    """The seed: no second login; the real client: login again after a refused join."""
+    ann = Client(make_rooms(), "ann")
+    profile = {"username": "ann2", "avatar": 2, "color": 5}
+    assert ann.request("login", details=profile)["result"] == "already_logged_in"
+    assert ann.request("room_join", inviteId="nope")["result"] == "room_not_found"
+    assert ann.request("login", details=profile)["result"] == "ok"
+    assert ann.request("login", details=dict(profile, username="ann3"))["result"] == \
+        "already_logged_in"
