@@ -117,9 +117,6 @@ class ClassicConnection(NovaConnection):
     def frame_refused(self, problem) -> None:
         self.reply_status(problem.detail)
 
-    def error_message(self, code, detail, request):
-        return {"flag": "change_of_status", "data": ["offline", detail, "unknown"]}
-
     def send_state(self, match, side: int, stamp: str) -> None:
         if self.awaiting_reply:
             self.reply_payload(match.classic_states(stamp)[side - 1])

@@ -126,9 +126,20 @@ def _plain(value, what: str):
 
 
 def keys_from_scancodes(pressed: Sequence) -> list:
-    """pygame.key.get_pressed() (bools by SDL scancode) -> the key names the rules know."""
-    return [name for code, name in SCANCODE_KEYS.items()
-            if code < len(pressed) and pressed[code]]
+    """pygame.key.get_pressed() (bools by SDL scancode) -> the key names the rules know.
+    Only the game's keys are read (60 times a second, in one pass): they must be
+    booleans."""
+    size = len(pressed)
+    names = []
+    for code, name in _SCANCODE_ITEMS:
+        if code < size:
+            held = pressed[code]
+            if held is True:
+                names.append(name)
+            elif held is not False:
+                raise RefusedRequest("bad_request", "the keys must be pygame's pressed-key "
+                                                    "tuple of booleans")
+    return names
 
 
 def _ingame_data(data: list) -> list:
@@ -145,18 +156,7 @@ def _ingame_data(data: list) -> list:
         raise RefusedRequest("bad_request", "the keys must be pygame's pressed-key tuple")
     if type(scheme) is not str or len(scheme) > MAX_FLAG_LENGTH:
         raise RefusedRequest("bad_request", "the control scheme must be a string")
-    # only the game's keys are read (60 times a second, one pass): they must be booleans
-    size = len(pressed)
-    names = []
-    for code, name in _SCANCODE_ITEMS:
-        if code < size:
-            held = pressed[code]
-            if held is True:
-                names.append(name)
-            elif held is not False:
-                raise RefusedRequest("bad_request", "the keys must be pygame's pressed-key "
-                                                    "tuple of booleans")
-    return [list(mouse), names, scheme]
+    return [list(mouse), keys_from_scancodes(pressed), scheme]
 
 
 def check_request(request) -> ClassicRequest:

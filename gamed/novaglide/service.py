@@ -30,6 +30,7 @@ from gamed.core.recording import record_with_retries
 from gamed.novaglide import rules
 from gamed.novaglide.cluster import NovaglideCluster
 from gamed.novaglide.matchmaking import Queue
+from gamed.novaglide.classic_wire import state_replies
 from gamed.novaglide.messages import (STATUS_FLAGS, packet, parse_input, state_packet,
                                       state_tail)
 from gamed.store.database import DatabaseUnavailable
@@ -83,8 +84,6 @@ class Match:
         """This frame's game_state_1 pickled for side 1 and 2 (the classic wire)."""
         frame = self.arena.frame
         if self.classic_frame != frame:
-            from gamed.novaglide.classic_wire import state_replies
-
             self.classic_frame = frame
             self.classic = state_replies(self.arena.state_fields(self.names), stamp)
         return self.classic

@@ -5,7 +5,6 @@ the server's 60 Hz, and the end screen; the result is recorded once."""
 
 import pickle
 import socket
-import threading
 
 import pytest_twisted
 from twisted.internet import threads
