@@ -57,6 +57,7 @@ class Forwarding:
         self.bus.subscribe("blockattack.in", self._incoming)
         self.bus.subscribe("blockattack.out", self._outgoing)
         self.bus.subscribe("blockattack.route", self._route)
+        cluster.on_node_gone(self.node_gone)
 
     # -- datagrams ----------------------------------------------------------------------
 
@@ -102,6 +103,17 @@ class Forwarding:
             if isinstance(address, RemoteAddress):
                 self.bus.publish("blockattack.route", {"a": list(address.local)},
                                  [address.node])
+
+    def node_gone(self, node: str) -> None:
+        """Nothing more goes to or comes from `node`: this node's players whose game ran
+        there are no longer forwarded (their next datagram for it is answered
+        `unknown_game`; they may connect again), and the games run here lose their
+        players who played through it."""
+        for address, to in list(self.routes.items()):
+            if to == node:
+                del self.routes[address]
+        self.service.players_lost(
+            lambda address: isinstance(address, RemoteAddress) and address.node == node)
 
     # -- pairing --------------------------------------------------------------------------
 

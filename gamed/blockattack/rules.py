@@ -268,6 +268,16 @@ class Duel:
             winner = None if a.score == b.score else (a.name if a.score > b.score else b.name)
             self.finish(self.started + self.length, winner, "time")
 
+    def lost(self, name: str, now: float) -> None:
+        """A player who can no longer be heard (the node it played through is gone): the
+        game ends now as the silence timeout would end it later."""
+        if self.finished:
+            return
+        if not all(side.reported for side in self.sides.values()):
+            self.finish(now, None, "no_show")
+        else:
+            self.finish(now, self.opponent(name).name, "timeout")
+
     def forfeit(self, name: str, now: float) -> None:
         if not self.finished:
             self.finish(now, self.opponent(name).name, "forfeit")

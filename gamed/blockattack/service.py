@@ -582,6 +582,22 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
                 self.send(dict(game.end_message, timestamp=self.timestamp()),
                           game.addresses[name])
 
+    def players_lost(self, lost_address) -> None:
+        """Players whose address `lost_address(address)` can no longer be reached (their
+        node is gone): each game they play ends as if they had fallen silent (`timeout`,
+        or `no_show` before both reported), now rather than after `silence_timeout`; no
+        game_end is repeated to them."""
+        for game in list(self.games.values()):
+            lost = [name for name, address in game.addresses.items() if lost_address(address)]
+            if not lost:
+                continue
+            game.end_acked.update(lost)
+            if not game.duel.finished:
+                log.info("blockattack: game {game} lost {names} (their node is gone)",
+                         game=game.name, names=lost)
+                game.duel.lost(lost[0], self.now())
+                self.end_game(game)
+
     def forget(self, game: Game) -> None:
         if self.games.pop(game.name, None) is None:
             return

@@ -20,6 +20,8 @@ class ClusterUnavailable(Exception):
 PresenceWatcher = Callable[[int, str, bool], None]
 #: handler(message, sender_node) for a message another node sent on a topic
 BusHandler = Callable[[dict, str], None]
+#: callback(node) when another node is gone (see `Cluster.on_node_gone`)
+NodeGoneCallback = Callable[[str], None]
 
 
 class Presence(Protocol):
@@ -126,3 +128,11 @@ class Cluster(Protocol):
     def on_rejoined(self, callback: Callable[[], None]) -> None:
         """callback() each time this node is back in the cluster after a cut (messages
         sent to it meanwhile were lost: a game brings its players up to date)."""
+
+    def on_node_gone(self, callback: NodeGoneCallback) -> None:
+        """callback(node) once when another node is gone: it left (drained), died (its
+        heartbeat timed out), restarted (a new run under the same name), or this node
+        lost it (cut off from the cluster past the timeout, or counted dead by the
+        others). Whatever this node holds for that node's players (forwarding, remote
+        match seats, tunnels) is to be torn down: nothing more will come from it, and
+        nothing sent there will be acted on. Called after its players are forgotten."""

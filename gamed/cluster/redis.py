@@ -6,12 +6,17 @@ Keys and channels (P = `[cluster] key_prefix`):
   P presence:{name}   hash "account:game" -> 1 of the node's players, "_seq" -> its
                       sequence number (events carry the same numbers: older ones are ignored)
   P queue:{game}      hash key -> JSON entry of the players waiting for a random opponent
-  P bus / P bus:{name}  channels to every node / to one node; JSON {"t", "n", "m"}
+  P dead:{name}       set when the node was counted dead (it reads it on its return:
+                      the others dropped what they held for it)
+  P bus / P bus:{name}  channels to every node / to one node; JSON {"n": node,
+                      "i": its run (incarnation), "b": [[topic, message], ...]}
 
 Each node mirrors the others' presence in memory (a snapshot when a node appears or
 after a reconnection, then their events), so reads stay synchronous. A node whose
 heartbeat key expired is dead: the first node to notice deletes its presence and queue
-entries and tells the others. See docs/cluster.md.
+entries and tells the others. Every node then calls its games' `on_node_gone` callbacks
+(once per node and run: also when a node left, restarted under the same name, or this
+node was cut off or counted dead itself). See docs/cluster.md.
 """
 
 from __future__ import annotations
@@ -40,6 +45,16 @@ for i, k in ipairs(ARGV) do
 end
 for i, k in ipairs(ARGV) do redis.call('HDEL', KEYS[1], k) end
 return out
+"""
+
+#: bury a node whose heartbeat key expired, unless it beat again meanwhile (-1); else
+#: whether this call removed it from the set (1: the caller tells the others)
+BURY_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+local removed = redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
+if removed == 1 then redis.call('SET', KEYS[4], '1', 'PX', ARGV[2]) end
+return removed
 """
 
 
@@ -194,7 +209,8 @@ class RedisBus:
         run_channel, run = None, []
         for channel, item in outbox + [(None, None)]:
             if channel != run_channel and run:
-                payload = json.dumps({"n": self.node, "b": run}, separators=(",", ":"))
+                payload = json.dumps({"n": self.node, "i": self.cluster.incarnation,
+                                      "b": run}, separators=(",", ":"))
                 sent.append(link.call("PUBLISH", run_channel, payload).addErrback(
                     self.cluster.write_failed, "publish"))
                 run = []
@@ -218,6 +234,7 @@ class RedisBus:
             return
         if sender == self.node:
             return
+        self.cluster.heard(sender, envelope.get("i"))
         for topic, message in items:
             for handler in self.handlers.get(topic, ()):
                 try:
@@ -356,6 +373,10 @@ class RedisCluster(service.Service):
         self.queue = RedisQueue(self)
         self.directory = RedisDirectory(self)
         self.live: set[str] = set()  # other nodes seen alive
+        self.incarnations: dict[str, str] = {}  # other node -> the run last heard from
+        self._departed: set[str] = set()  # nodes whose departure the games were told
+        self._gone_callbacks: list = []
+        self._rejoining = False
         self._beat: Optional[task.LoopingCall] = None
         self._forget_call = None
         self._beating = False
@@ -376,6 +397,56 @@ class RedisCluster(service.Service):
 
     def on_rejoined(self, callback) -> None:
         self._rejoined.append(callback)
+
+    def on_node_gone(self, callback) -> None:
+        self._gone_callbacks.append(callback)
+
+    # -- other nodes coming and going ------------------------------------------------------
+
+    def heard(self, node: str, incarnation: Optional[str]) -> None:
+        """A message or a heartbeat of `node`'s run `incarnation`: a new run under a known
+        name means the old one died (what was held for it goes first)."""
+        known = self.incarnations.get(node)
+        if incarnation is None or known == incarnation:
+            return
+        if known is not None:
+            log.info("cluster: node {node} restarted", node=node)
+            self.forget_node(node)
+        self.incarnations[node] = incarnation
+        self._departed.discard(node)
+
+    def forget_node(self, node: str) -> None:
+        """`node` is gone: its players are forgotten, the games told once."""
+        if node == self.node:
+            return
+        self.live.discard(node)
+        self.incarnations.pop(node, None)
+        self.presence.replace_node(node, None)
+        if node in self._departed:
+            return
+        self._departed.add(node)
+        for callback in list(self._gone_callbacks):
+            try:
+                callback(node)
+            except Exception:
+                log.failure("cluster: a node-gone callback for {node} failed", node=node)
+
+    def _known(self) -> set:
+        return set(self.incarnations) | self.live | set(self.presence.remote)
+
+    def _forget_known(self) -> None:
+        for node in sorted(self._known()):
+            self.forget_node(node)
+
+    def _buried(self) -> None:
+        """The other nodes counted this node dead (it was silent past the timeout) and
+        dropped what they held for it: it drops what it holds for them and joins again."""
+        if self._rejoining or not self.link.up:
+            return
+        log.warn("cluster: node {node} was counted dead by the others; joining again",
+                 node=self.node)
+        self._forget_known()
+        self._rejoin().addErrback(lambda f: log.failure("cluster: joining failed", f))
 
     def write_failed(self, reason, what: str) -> None:
         if not reason.check(RedisDown):
@@ -431,14 +502,26 @@ class RedisCluster(service.Service):
 
     def _forget_all(self) -> None:
         self._forget_call = None
-        for node in list(self.presence.remote):
-            self.presence.replace_node(node, None)
-        self.live.clear()
+        self._forget_known()
+
+    def _rejoin(self) -> defer.Deferred:
+        self._rejoining = True
+
+        def done(result):
+            self._rejoining = False
+            return result
+
+        return self._join().addBoth(done)
 
     @defer.inlineCallbacks
-    def _rejoin(self):
+    def _join(self):
         call = self.link.call
         yield self._announce()
+        dead_key = self.key("dead", self.node)
+        if (yield call("GET", dead_key)) is not None:
+            # counted dead while cut off: the others dropped what they held for this node
+            yield call("DEL", dead_key)
+            self._forget_known()
         presence_key = self.key("presence", self.node)
         yield call("DEL", presence_key)
         yield call("HSET", presence_key, *self.presence.snapshot_fields())
@@ -456,6 +539,7 @@ class RedisCluster(service.Service):
         self._joined_before = True
 
     def _announce(self) -> defer.Deferred:
+        """Beat; fires with 1 when this node was not in the set of nodes (it was buried)."""
         call = self.link.call
         d = call("SET", self.key("node", self.node), self.incarnation, "PX",
                  int(self.settings.timeout * 1000))
@@ -463,10 +547,10 @@ class RedisCluster(service.Service):
 
     def _node_news(self, message: dict, sender: str) -> None:
         gone = sender if message.get("gone") else message.get("dead")
-        if gone is not None:
-            if gone != self.node:
-                self.live.discard(gone)
-                self.presence.replace_node(gone, None)
+        if gone == self.node:
+            self._buried()
+        elif gone is not None:
+            self.forget_node(gone)
         elif message.get("joined"):
             self.live.add(sender)
             self._snapshot(sender).addErrback(self.write_failed, "snapshot")
@@ -489,16 +573,22 @@ class RedisCluster(service.Service):
     @defer.inlineCallbacks
     def _heartbeat(self, resync: bool):
         call = self.link.call
-        yield self._announce()
+        added = yield self._announce()
+        if added and not resync and self._joined_before and not self._rejoining:
+            self._buried()  # removed from the set by another node: it counted this one dead
+            return
         names = [n for n in (yield call("SMEMBERS", self.key("nodes"))) if n != self.node]
         alive = set()
         if names:
             beats = yield call("MGET", *[self.key("node", n) for n in names])
             alive = {n for n, beat in zip(names, beats) if beat is not None}
+            for node, beat in zip(names, beats):
+                if beat is not None:
+                    self.heard(node, beat)
         for node in set(names) - alive:
             yield self._bury(node)
         for node in (self.live | set(self.presence.remote)) - alive:
-            self.presence.replace_node(node, None)
+            self.forget_node(node)
         for node in alive:
             if resync or node not in self.live:
                 yield self._snapshot(node)
@@ -525,13 +615,17 @@ class RedisCluster(service.Service):
     @defer.inlineCallbacks
     def _bury(self, node: str):
         """A node whose heartbeat expired: forget its players everywhere."""
+        call = self.link.call
+        tombstone_ms = int(max(60.0, 10 * self.settings.timeout) * 1000)
+        removed = yield call("EVAL", BURY_SCRIPT, 4, self.key("node", node), self.key("nodes"),
+                             self.key("presence", node), self.key("dead", node), node,
+                             tombstone_ms)
+        if int(removed) < 0:
+            return  # it beat again meanwhile
         log.warn("cluster: node {node} missed its heartbeats; forgetting its players",
                  node=node)
-        call = self.link.call
-        removed = yield call("SREM", self.key("nodes"), node)
-        yield call("DEL", self.key("presence", node))
         yield self.queue.purge(node, self.games)
         yield self.directory.purge(node, self.games)
-        self.presence.replace_node(node, None)
-        if removed:
+        self.forget_node(node)
+        if int(removed):
             self.bus.publish("node", {"dead": node})

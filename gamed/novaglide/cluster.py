@@ -17,7 +17,6 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from gamed.cluster.interface import ClusterUnavailable
-from gamed.novaglide import rules
 from gamed.novaglide.matchmaking import Queue
 from gamed.novaglide.messages import parse_input, state_packet
 
@@ -63,6 +62,25 @@ class NovaglideCluster:
         for topic, handler in topics.items():
             self.bus.subscribe(topic, handler)
         self.queue.on_taken(GAME, lambda key: game.queue.remove(int(key)))
+        cluster.on_node_gone(self.node_gone)
+
+    def node_gone(self, node: str) -> None:
+        """`node` is gone. This node's players whose match ran there are told (`error
+        match_lost`) and may queue again; in the matches run here, its players have
+        dropped (the rejoin grace runs: they may log in again on any node, else they
+        forfeit, and the result is recorded here once)."""
+        for account_id, running in list(self.remote_match.items()):
+            if running != node:
+                continue
+            del self.remote_match[account_id]
+            connection = self.game.online.get(account_id)
+            if connection is not None:
+                connection.fail("match_lost", "the server running your match went away; "
+                                              "you may queue again")
+        for match in list(self.game.matches):
+            for side, link in list(match.links.items()):
+                if isinstance(link, RemoteLink) and link.node == node:
+                    self.game.seat_dropped(match, side)
 
     # -- the queue ------------------------------------------------------------------------
 
@@ -203,9 +221,7 @@ class NovaglideCluster:
         if found is None:
             return
         match, side = found
-        match.links[side] = None
-        match.inputs[side] = rules.IDLE
-        match.gone_since[side] = self.game.now()
+        self.game.seat_dropped(match, side)
 
     def _back(self, message: dict, sender: str) -> None:
         account_id = message["a"]

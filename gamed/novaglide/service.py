@@ -455,10 +455,14 @@ class NovaglideGame(service.Service):
                 self.cluster.disconnected(account.id)
         match = self.match_of.get(account.id)
         if match is not None and match.links.get(match.side_of(account.id)) is connection:
-            side = match.side_of(account.id)
-            match.links[side] = None
-            match.inputs[side] = rules.IDLE
-            match.gone_since[side] = self.now()
+            self.seat_dropped(match, match.side_of(account.id))
+
+    def seat_dropped(self, match: Match, side: int) -> None:
+        """The side's player is gone: idle from now, back within the rejoin grace or it
+        forfeits."""
+        match.links[side] = None
+        match.inputs[side] = rules.IDLE
+        match.gone_since[side] = self.now()
 
     def status_of(self, connection: "NovaConnection") -> str:
         account = connection.account

@@ -85,6 +85,20 @@ class RoomsTunnels:
                                ("rooms.close", self._close), ("rooms.out", self._out),
                                ("rooms.kill", self._kill)):
             self.bus.subscribe(topic, handler)
+        cluster.on_node_gone(self.node_gone)
+
+    def node_gone(self, node: str) -> None:
+        """`node` is gone: its players in rooms here leave them (the others are told as
+        when a member disconnects), and this node's players in its rooms are disconnected
+        (their room is gone with it)."""
+        for key in [key for key in self.incoming if key[0] == node]:
+            handler = self.incoming.pop(key, None)
+            if handler is not None:
+                handler.connection_lost("its server went away")
+        for connection in list(self.outgoing.values()):
+            tunnel = connection.tunnel
+            if tunnel is not None and tunnel.node == node:
+                connection.channel.close("the room's server went away")
 
     # -- the room's node ----------------------------------------------------------------------
 

@@ -77,3 +77,45 @@ def test_blockattack_across_two_nodes(start_node):
              "the result recorded once")
     record = get(a, "/api/players/xena_ba")[1]["games"]["blockattack"]
     assert record["wins"] == 1
+
+
+def test_a_killed_node_ends_or_unbinds_the_games_it_took_part_in(start_node):
+    """a is SIGKILLed mid-play. A game run on b with a player on a ends at once as the
+    silence rule would end it (b's player wins, recorded once); a player of b whose game
+    ran on a is no longer forwarded (its next datagram for it gets `unknown_game`) and may
+    connect again."""
+    import signal
+
+    extra = "[blockattack]\nsilence_timeout = 60.0\n"  # the end must not come from it
+    a, b = start_node("a", extra=extra), start_node("b", extra=extra)
+    wait_for(lambda: get(a, "/healthz")[0] == get(b, "/healthz")[0] == 200, "both joined")
+    # who connects first waits; the second one's node pairs them and runs the game
+    xena, yuri = UdpPlayer(a, "xena_bk", "yuri_bk"), UdpPlayer(b, "yuri_bk", "xena_bk")
+    wes, zoe = UdpPlayer(b, "wes_bk", "zoe_bk"), UdpPlayer(a, "zoe_bk", "wes_bk")
+    for first, second in ((xena, yuri), (wes, zoe)):
+        first.client.connect()
+        pump([first], lambda p: None, lambda: any(m.get("command") == "waiting"
+                                                  for m in first.received), "waiting")
+        pump([second], lambda p: p.client.connect(), lambda: second.client.start,
+             "game_start for the second")
+        pump([first], lambda p: None, lambda: first.client.start, "game_start forwarded")
+    everyone = (xena, yuri, wes, zoe)
+    pump(everyone, lambda p: p.client.flux(), lambda: all(p.client.state for p in everyone),
+         "everyone reported")
+    assert "xena_bk vs yuri_bk" in b.log() and "wes_bk vs zoe_bk" in a.log()
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait(10)
+    pump([yuri, wes], lambda p: p.client.flux(),
+         lambda: yuri.client.end is not None and any(
+             m.get("command") == "error" and m.get("error") == "unknown_game"
+             for m in wes.received), "b ends yuri's game and unbinds wes", timeout=20)
+    assert yuri.client.end["winner"] == "yuri_bk"
+    assert yuri.client.end["reason"] == "timeout"
+    record = get(b, "/api/players/yuri_bk")[1]["games"]["blockattack"]
+    assert record["wins"] == 1
+    # no ghost: xena counts as online on b only while her game lingers for yuri's ack
+    wait_for(lambda: not get(b, "/api/players/xena_bk")[1]["online"], "xena offline")
+    # wes is free to play again, here (its client back at its menu, a new socket)
+    wes, vic = UdpPlayer(b, "wes_bk", "vic_bk"), UdpPlayer(b, "vic_bk", "wes_bk")
+    pump([wes, vic], lambda p: p.client.connect(), lambda: wes.client.start and vic.client.start,
+         "a new game for wes")

@@ -56,3 +56,54 @@ def test_novaglide_across_two_nodes(start_node):
     wait_for(lambda: get(b, "/api/players/ann_ng")[1]["games"].get("novaglide"), "recorded")
     assert get(b, "/api/players/ann_ng")[1]["games"]["novaglide"]["wins"] == 1
     assert get(a, "/api/players/bob_ng")[1]["games"]["novaglide"]["losses"] == 1
+
+
+def test_a_killed_node_ends_its_part_of_cross_node_matches(start_node):
+    """a is SIGKILLed with two cross-node matches going. One run on b: a's player counts
+    as gone, forfeits after the rejoin grace, b's player wins (recorded once). One run on
+    a: b's player is told `match_lost` and may queue again."""
+    import signal
+
+    extra = "[novaglide]\nrejoin_grace = 1.0\n"
+    a, b = start_node("a", extra=extra), start_node("b", extra=extra)
+    wait_for(lambda: get(a, "/healthz")[0] == get(b, "/healthz")[0] == 200, "both joined")
+
+    def match(first, second, names):
+        """The second to queue is paired by its own node (as a rule: the first one's
+        pairing loop may be quicker), which runs the match; returns the running node."""
+        first.send(packet("queued_solo", ["no_data"]))
+        read_until(first, lambda m: m.get("flag") == "Waiting_for_opponent", "waiting")
+        # once its node says so, the entry is in the cluster's queue
+        while True:
+            first.send(packet("waiting_for_opponent", ["no_data"]))
+            status = read_until(first, lambda m: m.get("flag") == "change_of_status", "status")
+            if status["data"][0] == "waiting_for_opponent":
+                break
+            time.sleep(0.1)  # (a client asking too often is refused)
+        second.send(packet("queued_solo", ["no_data"]))
+        for client in (first, second):
+            read_until(client, lambda m: m.get("flag") == "game_state_1", "a state")
+        return a if "%s vs %s" % names in a.log() else b
+
+    ann, bob = novaglide_login(a, "ann_nk"), novaglide_login(b, "bob_nk")
+    cid, dan = novaglide_login(b, "cid_nk"), novaglide_login(a, "dan_nk")
+    # (a's player, b's player, where the match runs)
+    matches = [(ann, bob, match(ann, bob, ("ann_nk", "bob_nk"))),
+               (dan, cid, match(cid, dan, ("cid_nk", "dan_nk")))]
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait(10)
+    for on_a, on_b, runs_on in matches:
+        name_b = "bob_nk" if on_b is bob else "cid_nk"
+        name_a = "ann_nk" if on_a is ann else "dan_nk"
+        if runs_on is b:  # a's player is gone: it forfeits after the grace
+            end = read_until(on_b, lambda m: m.get("flag") == "end_game_state_1", "the win")
+            assert end["data"][1] == name_b
+            games = get(b, "/api/players/%s" % name_b)[1]["games"]
+            assert games["novaglide"]["wins"] == 1
+            assert get(b, "/api/players/%s" % name_a)[1]["games"]["novaglide"]["losses"] == 1
+        else:  # the match died with a
+            lost = read_until(on_b, lambda m: m.get("flag") == "error", "told")
+            assert lost["data"][0] == "match_lost", lost
+        on_b.send(packet("queued_solo", ["no_data"]))
+        read_until(on_b, lambda m: m.get("flag") == "Waiting_for_opponent", "queued again")
+        assert not get(b, "/api/players/%s" % name_a)[1]["online"]

@@ -138,3 +138,61 @@ async def test_redis_going_away_is_reported_and_the_node_rejoins(make_node, tmp_
         assert a.problem() is None and b.problem() is None
     finally:
         redis.stop()
+
+
+def gone_log(node):
+    seen = []
+    node.on_node_gone(seen.append)
+    return seen
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_dead_node_is_told_to_the_games_once(make_node):
+    a, b, c = make_node("a"), make_node("b"), make_node("c")
+    await joined(a, b, c)
+    on_b, on_c = gone_log(b), gone_log(c)
+    a._beat.stop()
+    await a.link.stop()  # a dies without a word
+    await until(lambda: on_b and on_c, what="b and c told a is gone", timeout=30)
+    for _ in range(10):  # more heartbeats, the dead-node news: still once
+        await until(lambda: True)
+        await b.heartbeat()
+    assert on_b == ["a"] and on_c == ["a"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_that_left_or_restarted_is_gone(make_node):
+    a, b = make_node("a"), make_node("b")
+    await joined(a, b)
+    on_b = gone_log(b)
+    a.bus.publish("x", {})  # b learns a's run from its messages too
+    await until(lambda: "a" in b.incarnations, what="a's run known")
+    # a is killed and restarts under the same name within the timeout (its heartbeat
+    # key never expires: the new run is told apart by its incarnation)
+    a._beat.stop()
+    await a.link.stop()
+    again = make_node("a")
+    await until(lambda: on_b == ["a"], what="the old run of a gone", timeout=30)
+    await until(lambda: b.incarnations.get("a") == again.incarnation, what="the new run")
+    await again.stopService()  # drained: gone at once, not after the timeout
+    await until(lambda: on_b == ["a", "a"], what="a left", timeout=0.9)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_counted_dead_drops_its_links_too_and_joins_again(make_node):
+    """A node silent past the timeout (a long pause) but alive: the others bury it; when
+    it beats again it learns it, tells its games the others are gone (they dropped what
+    they held for it) and joins again, players and all."""
+    a, b = make_node("a"), make_node("b")
+    await joined(a, b)
+    on_a, on_b = gone_log(a), gone_log(b)
+    a.presence.arrived(11, "rooms")
+    await until(lambda: b.presence.is_online(11), what="b sees 11")
+    a._beat.stop()  # a stops beating but keeps its link (paused, not dead)
+    await until(lambda: on_b == ["a"], what="b buries a", timeout=30)
+    a._beat.start(a.settings.heartbeat, now=True)
+    # told by b's news, or by its next heartbeat finding itself out of the set of nodes
+    await until(lambda: on_a == ["b"], what="a learns it was buried", timeout=30)
+    await until(lambda: b.presence.is_online(11, "rooms") and a.live == {"b"},
+                what="a joined again", timeout=30)
+    assert on_b == ["a"]

@@ -131,3 +131,43 @@ def test_a_drained_node_lets_its_rooms_players_go_on_elsewhere(start_node):
     again.send({"id": 1, "type": "room_join", "inviteId": invite})
     assert again.wait("room_join_response")["result"] == "ok"
     assert host.wait("event_player_joined")["player"]["id"] == again_id
+
+
+def test_a_killed_node_leaves_the_rooms_it_took_part_in(start_node):
+    """b is SIGKILLed: its player in a room of a leaves it (the host is told as when a
+    member disconnects); a's player in a room of b is disconnected (the room is gone) and
+    may log in and play again."""
+    import signal
+
+    a, b = start_node("a"), start_node("b")
+    wait_for(lambda: get(a, "/healthz")[0] == get(b, "/healthz")[0] == 200, "both joined")
+
+    def login(daemon, name):
+        client = RoomsClient(daemon)
+        client.send({"id": 0, "type": "login", "details": {"username": name}})
+        return client, client.wait("login_response")["playerId"]
+
+    def room(host, guest):
+        host.send({"id": 1, "type": "room_create"})
+        invite = host.wait("room_create_response")["inviteId"]
+        guest.send({"id": 2, "type": "room_join", "inviteId": invite})
+        assert guest.wait("room_join_response")["result"] == "ok"
+        host.wait("event_player_joined")
+
+    host_a, _ = login(a, "hostgil")
+    guest_b, guest_b_id = login(b, "guesthal")
+    host_b, _ = login(b, "hostivy")
+    guest_a, _ = login(a, "guestjo")
+    room(host_a, guest_b)
+    room(host_b, guest_a)
+    b.proc.send_signal(signal.SIGKILL)
+    b.proc.wait(10)
+    assert host_a.wait("event_player_left")["player"] == guest_b_id
+    try:
+        while True:
+            guest_a.recv_text()
+    except (EOFError, ConnectionError):
+        pass
+    again, _ = login(a, "guestjo")
+    again.send({"id": 1, "type": "room_create"})
+    assert again.wait("room_create_response")["result"] == "ok"
