@@ -80,7 +80,10 @@ class MatchQueue(Protocol):
 
     An entry is a JSON-able dict that holds at least `node` (where the player is); `take`
     removes several entries at once, all or none, so two nodes never pair one player
-    twice.
+    twice. While this node is cut off from the cluster the queue is its own: players who
+    join meanwhile wait and are paired here (those who waited before the cut are offered
+    again once the node is back), and all of them wait in the cluster's queue again when
+    it is back.
     """
 
     def join(self, game: str, key: str, entry: dict) -> defer.Deferred:

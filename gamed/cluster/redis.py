@@ -245,9 +245,20 @@ class RedisBus:
 
 
 class RedisQueue:
+    """P queue:{game} in Redis; while this node is cut off, a queue of its own.
+
+    Cut off, the node keeps pairing its players: an entry that joins meanwhile is known to
+    this node alone (`unshared`), so it may be taken here without asking anyone. Entries
+    that waited before the cut are not offered meanwhile (another node may still take them
+    from Redis). When the node is back, every entry of its own is written to Redis again
+    and those that left meanwhile are deleted there.
+    """
+
     def __init__(self, cluster: "RedisCluster"):
         self.cluster = cluster
         self.mine: dict[str, dict[str, dict]] = {}  # this node's entries, to write again
+        self.unshared: dict[str, set] = {}  # game -> keys joined while cut off
+        self.unlisted: dict[str, set] = {}  # game -> keys that left while cut off
         self.taken_callbacks: dict[str, list] = {}
 
     def _key(self, game: str) -> str:
@@ -256,15 +267,33 @@ class RedisQueue:
     def join(self, game: str, key: str, entry: dict) -> defer.Deferred:
         entry = dict(entry)
         entry.setdefault("node", self.cluster.node)  # set when one waits again elsewhere
-        if entry["node"] == self.cluster.node:
-            self.mine.setdefault(game, {})[key] = entry
-        return self.cluster.link.call("HSET", self._key(game), key, json.dumps(entry))
+        if entry["node"] != self.cluster.node:
+            return self.cluster.link.call("HSET", self._key(game), key, json.dumps(entry))
+        self.mine.setdefault(game, {})[key] = entry
+        self.unlisted.get(game, set()).discard(key)
+        if not self.cluster.link.up:
+            self.unshared.setdefault(game, set()).add(key)
+            return defer.succeed(None)
+        d = self.cluster.link.call("HSET", self._key(game), key, json.dumps(entry))
+        # cut off on the way: it waits here all the same, written again on the rejoin
+        return d.addErrback(lambda reason: reason.trap(RedisDown) and None)
 
     def leave(self, game: str, key: str) -> defer.Deferred:
         self.mine.get(game, {}).pop(key, None)
+        if not self.cluster.link.up:
+            if key in self.unshared.get(game, ()):
+                self.unshared[game].discard(key)
+            else:
+                self.unlisted.setdefault(game, set()).add(key)
+            return defer.succeed(None)
         return self.cluster.link.call("HDEL", self._key(game), key)
 
     def entries(self, game: str) -> defer.Deferred:
+        if not self.cluster.link.up:
+            mine = self.mine.get(game, {})
+            return defer.succeed({key: dict(mine[key]) for key in self.unshared.get(game, ())
+                                  if key in mine})
+
         def decode(flat):
             flat = list(flat or [])
             return {flat[i]: json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
@@ -273,6 +302,12 @@ class RedisQueue:
 
     def take(self, game: str, keys: Iterable[str]) -> defer.Deferred:
         keys = list(keys)
+        if not self.cluster.link.up:
+            unshared, mine = self.unshared.get(game, set()), self.mine.get(game, {})
+            if not all(key in unshared and key in mine for key in keys):
+                return defer.succeed(None)
+            unshared.difference_update(keys)
+            return defer.succeed({key: mine.pop(key) for key in keys})
 
         def taken(values):
             if not values:
@@ -302,9 +337,17 @@ class RedisQueue:
 
     @defer.inlineCallbacks
     def rejoin(self):
+        """Back in the cluster: this node's entries go to Redis (those that joined while
+        it was cut off too: they are shared from now on), those that left are deleted."""
+        self.unshared.clear()
+        unlisted, self.unlisted = self.unlisted, {}
         for game, entries in self.mine.items():
-            for key, entry in entries.items():
+            for key, entry in list(entries.items()):
                 yield self.cluster.link.call("HSET", self._key(game), key, json.dumps(entry))
+        for game, keys in unlisted.items():
+            gone = [key for key in keys if key not in self.mine.get(game, {})]
+            if gone:
+                yield self.cluster.link.call("HDEL", self._key(game), *gone)
 
     @defer.inlineCallbacks
     def purge(self, node: str, games: Iterable[str]):

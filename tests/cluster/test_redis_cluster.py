@@ -196,3 +196,33 @@ async def test_a_node_counted_dead_drops_its_links_too_and_joins_again(make_node
     await until(lambda: b.presence.is_online(11, "rooms") and a.live == {"b"},
                 what="a joined again", timeout=30)
     assert on_b == ["a"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_cut_off_node_pairs_its_own_new_entries_and_shares_them_when_back(
+        make_node, tmp_path):
+    redis = PrivateRedis(tmp_path).start()
+    try:
+        a, b = make_node("a", redis.url), make_node("b", redis.url)
+        await joined(a, b)
+        await a.queue.join("uttt", "1", {"rating": 1})  # waits before the cut
+        await a.queue.join("uttt", "5", {"rating": 5})
+        redis.stop()
+        await until(lambda: not a.link.up, what="a cut off")
+        # joined meanwhile: known to a alone, so a may pair them
+        for key in ("2", "3", "4"):
+            await a.queue.join("uttt", key, {"rating": int(key)})
+        await a.queue.leave("uttt", "4")
+        await a.queue.leave("uttt", "5")
+        assert set(await a.queue.entries("uttt")) == {"2", "3"}
+        assert (await a.queue.take("uttt", ["1", "2"])) is None  # 1 may be taken elsewhere
+        assert set(await a.queue.take("uttt", ["2", "3"])) == {"2", "3"}
+        await a.queue.join("uttt", "6", {"rating": 6})
+        assert a.queue.unlisted == {"uttt": {"5"}}  # deleted in Redis when back
+        redis.start()  # an empty Redis: a's own entries are written again
+        await joined(a, b)
+        await until(lambda: not a.queue.unshared and not a.queue.unlisted, what="a rejoined")
+        entries = await b.queue.entries("uttt")
+        assert {key: entry["node"] for key, entry in entries.items()} == {"1": "a", "6": "a"}
+    finally:
+        redis.stop()

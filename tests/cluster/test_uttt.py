@@ -189,15 +189,31 @@ def test_redis_away_players_play_on_and_catch_up_when_it_is_back(start_node, tmp
         # bob plays on; the move is committed (its node answers), the news cannot travel
         bob.send("move", {"id": match_id, "sub_x": 1, "sub_y": 1, "x": 0, "y": 0})
         bob.wait("match_update", lambda d: moved((1, 1, 0, 0))(d))
-        # matching needs the cluster's queue: a clear refusal, not a failure
+        # random matching goes on within each node: cid and ann (both on a) meet there;
+        # bob (on b) waits in b's own queue meanwhile
+        cid = Player(a)
+        cid.login("cid_o", "pw-cid")
+        cid.send("match_request", {"player": None})
+        assert "waiting" in cid.wait("match_request_response")["msg"]
         ann.send("match_request", {"player": None})
-        refused = ann.wait("match_request_response")
-        assert refused["success"] is False and refused["error"] == "unavailable", refused
+        assert ann.wait("match_request_response")["success"]
+        local = cid.wait("match_update", lambda d: d["match_state"]["last_move"] is None)
+        assert ann.wait("match_update", lambda d: d["id"] == local["id"])
+        bob.send("match_request", {"player": None})
+        assert "waiting" in bob.wait("match_request_response")["msg"]
         redis.start()
         # back together: a brings ann up to date with what happened meanwhile
         caught = ann.wait("match_update", lambda d: d["id"] == match_id
                           and moved((1, 1, 0, 0))(d))
         assert caught["match_state"]["active_player"] == "ann_o"
         play(ann, [bob], match_id, (0, 0, 2, 2))
+        # bob's request, taken while b was cut off, now waits in the cluster's queue
+        wait_for(lambda: get(a, "/healthz")[0] == 200, "a back")
+        cid.send("match_request", {"player": None})
+        assert cid.wait("match_request_response")["success"]
+        cross = bob.wait("match_update", lambda d: d["match_state"]["last_move"] is None
+                         and "cid_o" in (d["match_state"]["player_a"],
+                                         d["match_state"]["player_b"]))
+        assert cid.wait("match_update", lambda d: d["id"] == cross["id"])
     finally:
         redis.stop()
