@@ -97,9 +97,11 @@ class Game:
 class BlockattackService(service.Service, protocol.DatagramProtocol):
     name = GAME
 
-    def __init__(self, core, clock=None, new_seed=None):
+    def __init__(self, core, settings: BlockattackSettings, clock=None, new_seed=None,
+                 grace_period: float = 5.0):
         self.core = core
-        self.settings: BlockattackSettings = core.config.blockattack
+        self.settings = settings
+        self.grace_period = grace_period  # [shutdown] grace_period: the drain's bound
         self.clock = clock if clock is not None else core.reactor
         self.new_seed = new_seed or (lambda: secrets.randbits(32))
         self.waiting: dict = {}  # name key -> Waiting
@@ -139,7 +141,7 @@ class BlockattackService(service.Service, protocol.DatagramProtocol):
             if not game.duel.finished:
                 game.duel.finish(self.now(), None, "server_shutdown")
                 self.end_game(game)
-        deadline = self.now() + self.core.config.shutdown.grace_period
+        deadline = self.now() + self.grace_period
         d = defer.DeferredList(list(self.recording), consumeErrors=True)
         d.addCallback(lambda _: self._until_ends_acked(deadline))
         d.addBoth(self._stopped)
@@ -623,7 +625,7 @@ def make_service(core, settings=None) -> service.IService:
     # before the socket closes
     top = SequentialMultiService()
     top.setName(GAME)
-    game = BlockattackService(core)
+    game = BlockattackService(core, settings, grace_period=core.config.shutdown.grace_period)
     listener = core.udp_listener(GAME, settings.listen, game)
     if listener is not None:
         listener.setServiceParent(top)

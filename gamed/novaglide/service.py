@@ -33,6 +33,7 @@ from gamed.novaglide.matchmaking import Queue
 from gamed.novaglide.classic_wire import state_replies
 from gamed.novaglide.messages import (STATUS_FLAGS, packet, parse_input, state_packet,
                                       state_tail)
+from gamed.novaglide.settings import NovaglideSettings
 from gamed.store.database import DatabaseUnavailable
 from gamed.store.ratings import MatchPlayer, MatchResult
 
@@ -137,9 +138,9 @@ class MatchEnd:
 class NovaglideGame(service.Service):
     name = "novaglide-game"
 
-    def __init__(self, core, clock=None):
+    def __init__(self, core, settings: NovaglideSettings, clock=None):
         self.core = core
-        self.settings = core.config.novaglide
+        self.settings = settings
         self.clock = clock if clock is not None else core.reactor
         self.queue = Queue(self.settings.match_window, self.settings.match_window_widen,
                            self.settings.match_window_max)
@@ -696,7 +697,7 @@ def make_service(core, clock=None, settings=None) -> service.IService:
     settings = settings if settings is not None else core.config.novaglide
     top = service.MultiService()
     top.setName(GAME)
-    game = NovaglideGame(core, clock)
+    game = NovaglideGame(core, settings, clock)
     game.setServiceParent(top)
     top.game = game
     core.live.register(GAME, GameMonitor(

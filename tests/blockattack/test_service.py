@@ -79,7 +79,8 @@ def make_service(core, **settings):
         core.config = set_option(core.config, "blockattack", key, value)
     clock = task.Clock()
     clock.advance(1_800_000_000)  # a realistic epoch, for millisecond timestamps
-    service = BlockattackService(core, clock, new_seed=lambda: 1234)
+    service = BlockattackService(core, core.config.blockattack, clock, new_seed=lambda: 1234,
+                                 grace_period=core.config.shutdown.grace_period)
     service.startService()
     return service, clock
 

@@ -26,7 +26,7 @@ def make_game(core, **novaglide):
     for key, value in novaglide.items():
         core.config = set_option(core.config, "novaglide", key, value)
     clock = task.Clock()
-    game = NovaglideGame(core, clock)
+    game = NovaglideGame(core, core.config.novaglide, clock)
     game.startService()
     return game, clock
 
