@@ -48,26 +48,38 @@ def encode(message: Any) -> str:
 
 class PreparedText:
     """One outgoing frame shared by many connections: each transport's wire form is built
-    once (the line's bytes; autobahn's PreparedMessage with the frame header) and reused."""
+    once (the line's bytes; the WebSocket frame with its header) and reused."""
 
-    __slots__ = ("text", "_line", "_ws", "_ws_factory")
+    __slots__ = ("text", "_line", "_ws_frame")
 
     def __init__(self, text: str):
         self.text = text
         self._line = None
-        self._ws = None
-        self._ws_factory = None
+        self._ws_frame = None
 
     def line_bytes(self) -> bytes:
-        if self._line is None:
-            self._line = self.text.encode("utf-8") + b"\n"
-        return self._line
+        """The JSON-lines wire form: the text in UTF-8 and its newline."""
+        line = self._line
+        if line is None:
+            line = self._line = self.text.encode("utf-8") + b"\n"
+        return line
 
-    def websocket(self, factory):
-        if self._ws_factory is not factory:
-            self._ws = factory.prepareMessage(self.text.encode("utf-8"), isBinary=False)
-            self._ws_factory = factory
-        return self._ws
+    def websocket_bytes(self) -> bytes:
+        """The WebSocket wire form a server sends: one final, unmasked text frame (RFC 6455
+        5.2), what autobahn's `prepareMessage` builds for a server (tests compare them)."""
+        frame = self._ws_frame
+        if frame is None:
+            payload = self.text.encode("utf-8")
+            size = len(payload)
+            if size < 126:
+                header = bytes((0x81, size))
+            elif size < 65536:
+                header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+            else:
+                header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+            frame = self._ws_frame = header + payload
+        return frame
+
 
 
 @attrs.frozen

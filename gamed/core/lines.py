@@ -5,9 +5,9 @@ from __future__ import annotations
 from twisted.internet import protocol
 from twisted.protocols.basic import LineReceiver
 
-from gamed.core.channel import BadFrame
-from gamed.core.transport import (Connection, StreamEndpoint, accept_stream, direct_writer,
-                                  peer_of, refusal_line)
+from gamed.core.channel import BadFrame, PreparedText
+from gamed.core.transport import (READS, Connection, StreamEndpoint, accept_stream,
+                                  direct_writer, peer_of, refusal_line)
 
 
 class JsonLinesProtocol(LineReceiver):
@@ -25,8 +25,15 @@ class JsonLinesProtocol(LineReceiver):
         self._send_now = direct_writer(self.transport)
         self.connection = Connection(endpoint, peer_of(self.transport), self._write,
                                      self.transport.loseConnection, self.transport,
-                                     self._write_prepared)
+                                     wire_bytes=PreparedText.line_bytes,
+                                     write_wire=self.transport.write)
         self.connection.start()
+
+    def dataReceived(self, data):
+        # the relayed frames a read causes go out once per peer at its end
+        READS.handle(self._split_lines, data)
+
+    _split_lines = LineReceiver.dataReceived
 
     def _server_full(self) -> bytes | None:
         line = refusal_line(self.endpoint.handler_factory, "server_full",
@@ -35,9 +42,6 @@ class JsonLinesProtocol(LineReceiver):
 
     def _write(self, text: str) -> None:
         self._send_now(text.encode("utf-8") + b"\n")
-
-    def _write_prepared(self, frame) -> None:
-        self.transport.write(frame.line_bytes())
 
     def lineReceived(self, line: bytes):
         connection = self.connection

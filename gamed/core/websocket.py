@@ -8,8 +8,8 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.logger import Logger
 
-from gamed.core.channel import BadFrame
-from gamed.core.transport import Connection, StreamEndpoint, peer_of, refusal_line
+from gamed.core.channel import BadFrame, PreparedText
+from gamed.core.transport import READS, Connection, StreamEndpoint, peer_of, refusal_line
 
 log = Logger(namespace="gamed.transport")
 OPEN = WebSocketProtocol.STATE_OPEN
@@ -40,7 +40,10 @@ class JsonWebSocketProtocol(WebSocketServerProtocol):
             self.data = b""
             self.failHandshake("request header too large", 431)
             return
-        super().dataReceived(data)
+        # the relayed frames a read causes go out once per peer at its end
+        READS.handle(self._frames_received, data)
+
+    _frames_received = WebSocketServerProtocol.dataReceived
 
     def onConnect(self, request):
         # any path is accepted; nothing to negotiate
@@ -64,7 +67,9 @@ class JsonWebSocketProtocol(WebSocketServerProtocol):
             self.sendClose(code=4013, reason="server full")
             return
         self.connection = Connection(endpoint, peer_of(self.transport), self._write,
-                                     self._close, self.transport, self._write_prepared)
+                                     self._close, self.transport,
+                                     wire_bytes=PreparedText.websocket_bytes,
+                                     write_wire=self._write_frames)
         self.connection.start()
 
     # Between the peer's close frame (or a dropped connection) and onClose, autobahn's
@@ -76,11 +81,24 @@ class JsonWebSocketProtocol(WebSocketServerProtocol):
             return
         self.sendMessage(text.encode("utf-8"), isBinary=False)
 
-    def _write_prepared(self, frame) -> None:
+    def _write_frames(self, data: bytes) -> None:
+        """Complete text frames (`PreparedText.websocket_bytes`, joined): what autobahn's
+        `sendPreparedMessage` does for them, without its per-call debug formatting."""
         if self.state != OPEN:
             self._dropped()
             return
-        self.sendPreparedMessage(frame.websocket(self.factory))
+        self.transport.write(data)
+        self.trafficStats.outgoingOctetsWireLevel += len(data)
+        if self.logOctets:
+            self.logTxOctets(data, False)
+
+    def sendData(self, data, sync=False, chopsize=None):
+        # autobahn's own frames (close, ping, pong) and replies follow the relayed frames
+        # gathered before them (see transport.ReadBatch)
+        connection = self.connection
+        if connection is not None and connection.outbox is not None:
+            connection.flush()
+        super().sendData(data, sync, chopsize)
 
     def _dropped(self) -> None:
         connection = self.connection
