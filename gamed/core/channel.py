@@ -65,21 +65,22 @@ class PreparedText:
         return line
 
     def websocket_bytes(self) -> bytes:
-        """The WebSocket wire form a server sends: one final, unmasked text frame (RFC 6455
-        5.2), what autobahn's `prepareMessage` builds for a server (tests compare them)."""
+        """The WebSocket wire form: `websocket_text_frame` of the text."""
         frame = self._ws_frame
         if frame is None:
-            payload = self.text.encode("utf-8")
-            size = len(payload)
-            if size < 126:
-                header = bytes((0x81, size))
-            elif size < 65536:
-                header = bytes((0x81, 126)) + size.to_bytes(2, "big")
-            else:
-                header = bytes((0x81, 127)) + size.to_bytes(8, "big")
-            frame = self._ws_frame = header + payload
+            frame = self._ws_frame = websocket_text_frame(self.text.encode("utf-8"))
         return frame
 
+
+def websocket_text_frame(payload: bytes) -> bytes:
+    """One final, unmasked text frame (RFC 6455 5.2): what a server sends, as autobahn's
+    `sendMessage` and `prepareMessage` frame it (tests compare them)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
 
 
 @attrs.frozen

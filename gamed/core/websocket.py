@@ -8,8 +8,9 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.logger import Logger
 
-from gamed.core.channel import BadFrame, PreparedText
-from gamed.core.transport import READS, Connection, StreamEndpoint, peer_of, refusal_line
+from gamed.core.channel import BadFrame, PreparedText, websocket_text_frame
+from gamed.core.transport import (READS, Connection, StreamEndpoint, direct_writer, peer_of,
+                                  refusal_line)
 
 log = Logger(namespace="gamed.transport")
 OPEN = WebSocketProtocol.STATE_OPEN
@@ -130,6 +131,12 @@ class JsonWebSocketProtocol(WebSocketServerProtocol):
                 self.sendMessage(text.encode("utf-8"), isBinary=False)
             self.sendClose(code=4013, reason="server full")
             return
+        self._send_now = direct_writer(self.transport)
+        # a reply is framed here (as sendMessage would, without its per-frame Python)
+        # unless an autobahn option that changes the frames or logs them is on
+        self._plain_frames = not (self.logFrames or self.logOctets or self.trackedTimings
+                                  or self.maskServerFrames or self.autoFragmentSize
+                                  or self._perMessageCompress is not None)
         self.connection = Connection(endpoint, peer_of(self.transport), self._write,
                                      self._close, self.transport,
                                      wire_bytes=PreparedText.websocket_bytes,
@@ -143,7 +150,17 @@ class JsonWebSocketProtocol(WebSocketServerProtocol):
         if self.state != OPEN:
             self._dropped()
             return
-        self.sendMessage(text.encode("utf-8"), isBinary=False)
+        payload = text.encode("utf-8")
+        if not self._plain_frames:
+            self.sendMessage(payload, isBinary=False)
+            return
+        frame = websocket_text_frame(payload)
+        stats = self.trafficStats  # what sendMessage counts
+        stats.outgoingWebSocketMessages += 1
+        stats.outgoingOctetsAppLevel += len(payload)
+        stats.outgoingOctetsWebSocketLevel += len(payload)
+        stats.outgoingOctetsWireLevel += len(frame)
+        self._send_now(frame)
 
     def _write_frames(self, data: bytes) -> None:
         """Complete text frames (`PreparedText.websocket_bytes`, joined): what autobahn's

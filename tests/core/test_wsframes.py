@@ -130,3 +130,25 @@ def test_unmask_is_the_xor_of_the_repeated_mask():
     payload, mask = os.urandom(1001), os.urandom(4)
     assert unmask(payload, mask) == bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     assert unmask(b"", mask) == b""
+
+
+def traffic(proto):
+    stats = proto.trafficStats
+    return (stats.outgoingWebSocketMessages, stats.outgoingOctetsAppLevel,
+            stats.outgoingOctetsWebSocketLevel, stats.outgoingOctetsWireLevel)
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.text(max_size=300)
+                     | st.integers(65530, 65540).map(lambda n: "\u00e9" * (n // 2) + "a" * (n % 2)),
+                     max_size=4))
+def test_a_reply_is_framed_and_counted_as_autobahns_send_message_does(texts):
+    texts = [t for t in texts if not any("\ud800" <= c <= "\udfff" for c in t)]
+    ours, ours_transport, _ = open_protocol(autobahn_only=False)
+    theirs, theirs_transport, _ = open_protocol(autobahn_only=False)
+    theirs._plain_frames = False  # autobahn's sendMessage
+    for text in texts:
+        ours.connection.send_text(text)
+        theirs.connection.send_text(text)
+    assert ours_transport.value() == theirs_transport.value()
+    assert traffic(ours) == traffic(theirs)
