@@ -14,8 +14,12 @@ fast as their updates come back, every move durable):
                each match_update reaches the other player through Redis
 
 Reported per set-up: moves/s, p50/p99 move-to-update latency (the mover's own update:
-for cross-node moves the mover and its opponent are on different nodes), and the ratio
-to `single` of the same run. The goal on the 2-core machine: cross-node >= 50 % of
+for cross-node moves the mover and its opponent are on different nodes), p50/p99 from the
+move to the opponent's update (`opponent_ms_*`: for cross-node, the path through Redis
+to the other node), the ratio to
+`single` of the same run, and the CPU the nodes (and Redis) spent per acknowledged move
+(from /proc and Redis's INFO: far less sensitive to the machine's load than moves/s, the
+figure to judge a change of the cluster path by). The goal on the 2-core machine: cross-node >= 50 % of
 single with p99 < 50 ms (the machine runs both nodes, Redis, PostgreSQL and the clients).
 The set-ups alternate `--rounds` times (the order reversed every other round), each after
 a wait for a quiet machine; each round's ratios, then the medians, are printed.
@@ -82,6 +86,8 @@ def run(setup: str, args) -> dict:
             procs.append(start_node(os.path.join(tmp, "n%d" % i),
                                     node_config(url, port, redis, prefix, "n%d" % i), port))
         time.sleep(1.0 if redis else 0)  # the nodes see each other (heartbeat 1 s)
+        cpu_before = [cpu_seconds(proc.pid) for proc in procs]
+        redis_before = redis_cpu(args.redis) if redis else 0.0
         queue = multiprocessing.get_context("fork").Queue()
         if setup == "single":
             jobs = [(ports[0], args.pairs)]
@@ -98,6 +104,8 @@ def run(setup: str, args) -> dict:
         results = [queue.get(timeout=args.seconds + args.warmup + 60) for _ in workers]
         for w in workers:
             w.join(10)
+        node_cpu = sum(cpu_seconds(proc.pid) for proc in procs) - sum(cpu_before)
+        redis_used = (redis_cpu(args.redis) - redis_before) if redis else 0.0
     finally:
         for proc in procs:
             workload.stop_daemon(proc)
@@ -109,17 +117,41 @@ def run(setup: str, args) -> dict:
         _clean_redis(args.redis, prefix)
     shutil.rmtree(tmp, ignore_errors=True)
     latencies = [lat for r in results for lat in r["latencies"]]
+    opponent = [lat for r in results for lat in r.get("opponent_latencies", [])]
     acked = sum(r["acked_total"] for r in results)
     return {
         "setup": setup, "pairs": args.pairs,
         "moves_per_second": round(sum(r["moves"] for r in results) / args.seconds, 1),
         "latency_ms_p50": round(1000 * workload.percentile(latencies, 50), 2),
         "latency_ms_p99": round(1000 * workload.percentile(latencies, 99), 2),
+        "opponent_ms_p50": round(1000 * workload.percentile(opponent, 50), 2),
+        "opponent_ms_p99": round(1000 * workload.percentile(opponent, 99), 2),
+        "node_cpu_ms_per_move": round(1000 * node_cpu / max(1, acked), 3),
+        "redis_cpu_ms_per_move": round(1000 * redis_used / max(1, acked), 3),
         "client_errors": sum(r["errors"] for r in results),
         "error_codes": {code: sum(r["error_codes"].get(code, 0) for r in results)
                         for code in sorted({c for r in results for c in r["error_codes"]})},
         "every_move_durable": stored >= acked,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    with open("/proc/%d/stat" % pid) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu(url: str) -> float:
+    """CPU seconds the Redis server has used (user + system, its INFO)."""
+    from gamed.cluster.settings import parse_redis_url
+    from tests.cluster.redisutil import BlockingRedis
+
+    parsed = parse_redis_url(url)
+    client = BlockingRedis(parsed.host, parsed.port, parsed.db)
+    info = client.call("INFO", "cpu")
+    client.close()
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    return float(fields["used_cpu_user"]) + float(fields["used_cpu_sys"])
 
 
 def _clean_redis(url: str, prefix: str) -> None:

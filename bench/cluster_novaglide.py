@@ -13,6 +13,15 @@ includes waiting for the next 60 Hz tick). For `split` the bots are told apart b
 their match ran (from the running node's log): `local` bots play on the node that runs
 their match, `remote` bots through the other one; the added latency is remote minus
 local of the same run.
+
+Matches held: the daemons' CPU (from /proc, all nodes summed) per match-second while the
+bots play, and the states each bot received per second (60 when every tick went out). One
+node can hold about 1000 / (CPU ms per match-second) matches on the core it runs on; two
+nodes with a core each, every match split, hold 2 x that of their own figure, so
+`two_nodes_hold_x_one` = 2 x single / split CPU per match-second (same run). A split match
+costs more than a one-node match (its states and inputs cross Redis); a match whose two
+players are on one node costs what it costs alone. CPU time is far less sensitive to the
+machine's load than the ticks' lateness, so it is the figure to trust on a busy host.
 """
 
 from __future__ import annotations
@@ -106,7 +115,11 @@ def run(setup: str, args, run_no: int) -> dict:
             time.sleep(1.5)  # the nodes see each other
         bots = set_up(ports, args.matches, run_no)
         workload.drain(bots)
+        cpu_before = sum(workload.cpu_seconds(proc.pid) for proc in procs)
+        started = time.perf_counter()
         workload.drive(bots, args.seconds, args.input_hz)
+        elapsed = time.perf_counter() - started
+        cpu = sum(workload.cpu_seconds(proc.pid) for proc in procs) - cpu_before
         for bot in bots:
             bot.sock.close()
     finally:
@@ -123,7 +136,10 @@ def run(setup: str, args, run_no: int) -> dict:
         cur.execute("DROP DATABASE IF EXISTS " + dbname)
     admin.close()
     shutil.rmtree(tmp, ignore_errors=True)
-    row = {"setup": setup, "matches": args.matches}
+    row = {"setup": setup, "matches": args.matches,
+           "cpu_ms_per_match_second": round(1000 * cpu / (args.matches * elapsed), 3),
+           "states_per_bot_second": round(sum(bot.states for bot in bots)
+                                          / (len(bots) * elapsed), 1)}
     for group, values in groups.items():
         if values:
             row[group] = {"p50_ms": round(workload.percentile(sorted(values), 0.5), 1),
@@ -141,7 +157,7 @@ def main(argv=None) -> int:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args(argv)
-    added = []
+    added, held = [], []
     for n in range(args.rounds):
         wait_for_quiet()
         order = ("single", "split") if n % 2 == 0 else ("split", "single")
@@ -151,10 +167,13 @@ def main(argv=None) -> int:
         split = rows["split"]
         if "remote" in split and "local" in split:
             added.append(split["remote"]["p50_ms"] - split["local"]["p50_ms"])
+        held.append(round(2 * rows["single"]["cpu_ms_per_match_second"]
+                          / split["cpu_ms_per_match_second"], 2))
         sys.stdout.flush()
     if added:
         print(json.dumps({"added_p50_ms_remote_minus_local_median": round(median(added), 1),
                           "rounds": added}))
+    print(json.dumps({"two_nodes_hold_x_one_median": median(held), "rounds": held}))
     return 0
 
 

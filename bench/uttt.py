@@ -129,7 +129,7 @@ def worker(port, pairs: int, seconds: float, warmup: float, seed: int, out) -> N
 
     rng = random.Random(seed)
     stats = {"moves": 0, "latencies": [], "games": 0, "errors": 0, "acked_total": 0,
-             "error_codes": {}}
+             "error_codes": {}, "opponent_latencies": []}
 
     class Player:
         def __init__(self, pair):
@@ -161,6 +161,13 @@ def worker(port, pairs: int, seconds: float, warmup: float, seed: int, out) -> N
             if seen == getattr(self, "last_seen", None):
                 return
             self.last_seen = seen
+            pair = self.pair
+            if (pair.moved_at is not None and pair.mover is not self and state
+                    and state["last_move"] == pair.move):
+                # the opponent's copy of the move (through the other node when split)
+                if measure_from <= now <= stop_at:
+                    stats["opponent_latencies"].append(now - pair.moved_at)
+                pair.moved_at = None
             if self.sent_at is not None and state and state["last_move"] is not None:
                 stats["acked_total"] += 1
                 if measure_from <= now <= stop_at:
@@ -181,7 +188,8 @@ def worker(port, pairs: int, seconds: float, warmup: float, seed: int, out) -> N
                 board = rules.board_from_cells(cells, rules.Move(
                     last["sub_x"], last["sub_y"], last["x"], last["y"]) if last else None)
                 move = rng.choice(list(rules.legal_moves(board)))
-                self.sent_at = time.perf_counter()
+                self.sent_at = self.pair.moved_at = time.perf_counter()
+                self.pair.mover, self.pair.move = self, move.as_dict()
                 self.ws.send({"type": "move", "data": {"id": data["id"], **{
                     k: str(v) for k, v in move.as_dict().items()}}})
 
@@ -189,6 +197,8 @@ def worker(port, pairs: int, seconds: float, warmup: float, seed: int, out) -> N
         def __init__(self):
             self.members = []
             self.joined_count = 0
+            self.moved_at = None  # when the last move was sent, until the opponent saw it
+            self.mover = self.move = None
 
         def joined(self, player):
             self.joined_count += 1
