@@ -23,6 +23,10 @@ from gamed.novaglide.messages import parse_input, state_packet
 log = Logger(namespace="gamed.novaglide")
 
 GAME = "novaglide"
+#: an input equal to the last one forwarded is forwarded again only after this many
+#: seconds (inputs are held states on the running node: a repeat changes nothing there,
+#: the refresh only covers a lost message)
+INPUT_REFRESH = 0.5
 
 
 class RemoteLink:
@@ -55,6 +59,7 @@ class NovaglideCluster:
         self.bus = cluster.bus
         self.queue = cluster.queue
         self.remote_match: dict = {}  # account id -> node running its match
+        self.forwarded: dict = {}  # account id -> (last input forwarded, when)
         topics = {"novaglide.state": self._state, "novaglide.end": self._end,
                   "novaglide.send": self._send, "novaglide.matched": self._matched,
                   "novaglide.input": self._input, "novaglide.gone": self._gone,
@@ -73,6 +78,7 @@ class NovaglideCluster:
             if running != node:
                 continue
             del self.remote_match[account_id]
+            self.forwarded.pop(account_id, None)
             connection = self.game.online.get(account_id)
             if connection is not None:
                 connection.fail("match_lost", "the server running your match went away; "
@@ -148,10 +154,18 @@ class NovaglideCluster:
         return account_id in self.remote_match
 
     def input(self, account_id: int, data) -> None:
+        """To the running node; a client repeats its input every frame, but only a change
+        (or a refresh after INPUT_REFRESH) is forwarded: the match holds the last one."""
+        now = self.game.now()
+        last = self.forwarded.get(account_id)
+        if last is not None and last[0] == data and now - last[1] < INPUT_REFRESH:
+            return
+        self.forwarded[account_id] = (data, now)
         self.bus.publish("novaglide.input", {"a": account_id, "d": data},
                          [self.remote_match[account_id]])
 
     def disconnected(self, account_id: int) -> None:
+        self.forwarded.pop(account_id, None)
         node = self.remote_match.pop(account_id, None)
         if node is not None:
             self.bus.publish("novaglide.gone", {"a": account_id}, [node])
@@ -169,6 +183,7 @@ class NovaglideCluster:
     def _matched(self, message: dict, sender: str) -> None:
         account_id = message["a"]
         self.remote_match[account_id] = sender
+        self.forwarded.pop(account_id, None)
         self.game.queue.remove(account_id)
 
     def _state(self, message: dict, sender: str) -> None:
@@ -179,6 +194,7 @@ class NovaglideCluster:
     def _end(self, message: dict, sender: str) -> None:
         connection = self._connection(message, sender)
         self.remote_match.pop(message["a"], None)
+        self.forwarded.pop(message["a"], None)
         if connection is None:
             return
         if not message["saved"]:
