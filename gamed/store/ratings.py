@@ -303,10 +303,13 @@ def _points(outcome: str) -> float:
 
 
 class RatingStore:
-    def __init__(self, database: Database, now=None):
+    def __init__(self, database: Database, now=None, ranks=None):
         self.database = database
         # `now` gives the wall-clock time in seconds (the reactor's seconds()).
         self.now = now
+        #: a gamed.store.ranks.RankIndex: ranks and player counts read from it (the
+        #: pages' store) instead of counted in SQL
+        self.ranks = ranks
 
     def _now_iso(self) -> str:
         from gamed.store.accounts import iso
@@ -338,9 +341,26 @@ class RatingStore:
                                       offset)
 
     def rank(self, account_id: int, game: str) -> defer.Deferred:
-        return self.database.run_interaction("rank", rank_txn, account_id, game)
+        if self.ranks is None:
+            return self.database.run_interaction("rank", rank_txn, account_id, game)
+
+        def rank(cur: Cursor):
+            row = cur.execute("SELECT rating FROM ratings WHERE account_id = ? AND game = ?",
+                              (account_id, game)).fetchone()
+            if row is None:
+                return None
+            self.ranks.refresh(cur)
+            return self.ranks.rank(game, row[0], account_id)
+
+        return self.database.run_read("rank", rank)
 
     def players_count(self, game: str) -> defer.Deferred:
+        if self.ranks is not None:
+            def count(cur: Cursor):
+                self.ranks.refresh(cur)
+                return self.ranks.count(game)
+
+            return self.database.run_read("players_count", count)
         return self.database.run_read(
             "players_count", lambda cur: cur.scalar(
                 "SELECT COUNT(*) FROM ratings WHERE game = ?", (game,)))
@@ -355,20 +375,25 @@ class RatingStore:
         """What a player page shows, in one transaction: ([(Rating, rank)], [MatchSummary]
         newest first, the chart's [(match_id, game, ended_at, rating_after)] oldest first)."""
         def page(cur: Cursor):
-            # every game's rating and rank in one statement (each rank two range counts
-            # on the leaderboard index, as rank_txn counts them)
-            ranked = [(_rating(row), row[6] + row[7] + 1) for row in cur.execute(
-                "SELECT r.account_id, r.game, r.rating, r.wins, r.losses, r.draws,"
-                " (SELECT COUNT(*) FROM ratings x WHERE x.game = r.game"
-                "  AND x.rating > r.rating),"
-                " (SELECT COUNT(*) FROM ratings x WHERE x.game = r.game"
-                "  AND x.rating = r.rating AND x.account_id < r.account_id)"
-                " FROM ratings r WHERE r.account_id = ? ORDER BY r.game",
-                (account_id,)).fetchall()]
+            if self.ranks is not None:
+                self.ranks.refresh(cur)
+                ranked = [(rating, self.ranks.rank(rating.game, rating.rating, account_id))
+                          for rating in (_rating(row) for row in cur.execute(
+                              _RATING + " WHERE account_id = ? ORDER BY game",
+                              (account_id,)).fetchall())]
+            else:  # each rank two range counts on the leaderboard index, as rank_txn's
+                ranked = [(_rating(row), row[6] + row[7] + 1) for row in cur.execute(
+                    "SELECT r.account_id, r.game, r.rating, r.wins, r.losses, r.draws,"
+                    " (SELECT COUNT(*) FROM ratings x WHERE x.game = r.game"
+                    "  AND x.rating > r.rating),"
+                    " (SELECT COUNT(*) FROM ratings x WHERE x.game = r.game"
+                    "  AND x.rating = r.rating AND x.account_id < r.account_id)"
+                    " FROM ratings r WHERE r.account_id = ? ORDER BY r.game",
+                    (account_id,)).fetchall()]
             return (ranked, history_txn(cur, account_id, None, limit, before_id),
                     rating_points_txn(cur, account_id, points))
 
-        return self.database.run_interaction("player_page", page)
+        return self.database.run_read("player_page", page)
 
     def matches(self, game: Optional[str] = None, player_id: Optional[int] = None,
                 limit: int = 20, before_id: Optional[int] = None) -> defer.Deferred:
@@ -395,8 +420,12 @@ class RatingStore:
         has, and the newest matches -> ({game: [LeaderboardRow]}, {game: count}, [match])."""
         def front(cur: Cursor):
             boards = {game: leaderboard_txn(cur, game, top, 0) for game in games}
-            counts = {game: cur.scalar("SELECT COUNT(*) FROM ratings WHERE game = ?", (game,))
-                      for game in games}
+            if self.ranks is not None:
+                self.ranks.refresh(cur)
+                counts = {game: self.ranks.count(game) for game in games}
+            else:
+                counts = {game: cur.scalar("SELECT COUNT(*) FROM ratings WHERE game = ?",
+                                           (game,)) for game in games}
             return boards, counts, matches_txn(cur, None, None, recent, None)
 
         return self.database.run_read("front_page", front)

@@ -13,6 +13,7 @@ from twisted.application import service
 
 from gamed.store.accounts import AccountStore
 from gamed.store.database import Database
+from gamed.store.ranks import RankIndex
 from gamed.store.ratings import RatingStore
 from gamed.store.uttt import UtttStore
 
@@ -20,7 +21,9 @@ from gamed.store.uttt import UtttStore
 class PageReads:
     def __init__(self, database: Database):
         self.database = database
-        self.ratings = RatingStore(database)
+        #: every game's leaderboard order in memory: a page's ranks without counting
+        self.ranks = RankIndex()
+        self.ratings = RatingStore(database, ranks=self.ranks)
         self.accounts = AccountStore(database)
         self.uttt = UtttStore(database)
 

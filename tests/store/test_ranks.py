@@ -1,0 +1,80 @@
+"""RankIndex: the pages' ranks from memory agree with the ranks counted in SQL, as matches
+are recorded (incremental refreshes), with ties, unranked matches and deleted accounts."""
+
+import random
+
+import pytest_twisted
+
+from gamed.store.accounts import AccountStore
+from gamed.store.ranks import RankIndex
+from gamed.store.ratings import MatchPlayer, MatchResult, RatingStore, rank_txn
+
+GAMES = ("chess", "go")
+
+
+async def exact_ranks(database, accounts):
+    """{(game, account_id): rank} counted in SQL (None: not rated in that game)."""
+    def count(cur):
+        return {(game, a.id): rank_txn(cur, a.id, game) for game in GAMES for a in accounts}
+
+    return await database.run_interaction("exact", count)
+
+
+async def index_ranks(database, index, accounts):
+    def read(cur):
+        index.refresh(cur)
+        ranks = {}
+        for game in GAMES:
+            for a in accounts:
+                row = cur.execute("SELECT rating FROM ratings WHERE account_id = ? AND game = ?",
+                                  (a.id, game)).fetchone()
+                ranks[(game, a.id)] = None if row is None else index.rank(game, row[0], a.id)
+        return ranks, {game: index.count(game) for game in GAMES}
+
+    return await database.run_interaction("index", read)
+
+
+@pytest_twisted.ensureDeferred
+async def test_index_ranks_match_sql_counts_as_matches_are_recorded(database):
+    rng = random.Random(5)
+    accounts = [await AccountStore(database).create("p%d" % i, "h", 0.0) for i in range(9)]
+    ratings = RatingStore(database)
+    index = RankIndex(full_every=3600.0)  # one full read, then only incremental refreshes
+    for step in range(40):
+        game = rng.choice(GAMES)
+        a, b = rng.sample(accounts, 2)
+        outcome = rng.choice(("win", "loss", "draw"))
+        other = {"win": "loss", "loss": "win", "draw": "draw"}[outcome]
+        await ratings.record_match(MatchResult(
+            game, [MatchPlayer(a.id, outcome), MatchPlayer(b.id, other)], "done",
+            ranked=rng.random() < 0.8, k_factor=rng.choice((0.0, 20.0))))  # K 0: ties stay
+        if step % 3 == 0:
+            got, counts = await index_ranks(database, index, accounts)
+            assert got == await exact_ranks(database, accounts), step
+            for game in GAMES:
+                assert counts[game] == sum(1 for (g, _), r in got.items()
+                                           if g == game and r is not None)
+    assert index._next_full > 0  # the full read happened once; the rest were increments
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_deleted_account_leaves_the_index_at_its_next_full_read(database):
+    store = AccountStore(database)
+    a, b, c = [await store.create(name, "h", 0.0) for name in ("a", "b", "c")]
+    ratings = RatingStore(database)
+    for winner, loser in ((a, b), (b, c)):
+        await ratings.record_match(MatchResult(
+            "chess", [MatchPlayer(winner.id, "win"), MatchPlayer(loser.id, "loss")], "done",
+            k_factor=20.0))
+    now = [0.0]
+    index = RankIndex(full_every=10.0, clock=lambda: now[0])
+    before, counts = await index_ranks(database, index, [a, b, c])
+    assert counts["chess"] == 3
+    await database.run_interaction(
+        "delete", lambda cur: cur.execute("DELETE FROM accounts WHERE id = ?", (a.id,)))
+    _, counts = await index_ranks(database, index, [b, c])
+    assert counts["chess"] == 3  # not yet: no match since, no full read due
+    now[0] = 11.0
+    got, counts = await index_ranks(database, index, [b, c])
+    assert counts["chess"] == 2 and got == await exact_ranks(database, [b, c])
+    assert got[("chess", b.id)] == before[("chess", b.id)] - 1
