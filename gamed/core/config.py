@@ -93,6 +93,14 @@ class HttpSettings:
     #: /debug/objects: live Python objects per type (bench/soak.py's leak finder; the
     #: count holds the reactor for tens of ms: leave it off in production)
     debug_objects: bool = False
+    #: public pages built at once (their database reads and rendering); more wait below
+    page_concurrency: int = 4
+    #: public pages that may wait for their turn; one more is answered 503 (Retry-After)
+    page_queue: int = 64
+    #: seconds a public page may wait for its turn before it is answered 503 instead
+    page_max_wait: float = 0.5
+    #: one line per HTTP request in the log (Twisted's combined log format, at info)
+    access_log: bool = False
 
 
 @attrs.define
@@ -272,6 +280,7 @@ POSITIVE = {
     ("accounts", "address_burst"), ("accounts", "address_rate"),
     ("accounts", "account_burst"), ("accounts", "account_rate"),
     ("accounts", "max_password_length"), ("http", "admin_session_ttl"),
+    ("http", "page_concurrency"), ("http", "page_max_wait"),
     ("cluster", "heartbeat"), ("cluster", "timeout"),
 }
 

@@ -106,6 +106,8 @@ class Console:
 
 
 class AdminPage(Page):
+    etags = False  # its forms carry a CSRF token: always made anew
+
     def __init__(self, core, env, console: Console):
         super().__init__(core, env)
         self.console = console

@@ -4,6 +4,7 @@ and `Page`, the resource base class that renders a template from an async `page(
 from __future__ import annotations
 
 import datetime
+import hashlib
 from typing import Optional
 from urllib.parse import quote
 
@@ -12,6 +13,8 @@ import jinja2
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import resource, server
+
+from gamed.web.gate import PageRefused
 
 log = Logger(namespace="gamed.web")
 
@@ -92,9 +95,23 @@ def render_html(env: jinja2.Environment, answer, extra: Optional[dict] = None) -
     return env.get_template(answer.template).render(**values).encode("utf-8")
 
 
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
+     b"script-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'"))
+
+
+def entity_tag(body: bytes) -> bytes:
+    """A strong ETag of a page's bytes."""
+    return b'"%s"' % hashlib.blake2b(body, digest_size=12).hexdigest().encode("ascii")
+
+
 def write_html(request, env: jinja2.Environment, answer, extra: Optional[dict] = None,
-               body: Optional[bytes] = None) -> None:
-    """Write an Html or Redirect answer (body: the Html already rendered)."""
+               body: Optional[bytes] = None, etag: Optional[bytes] = None) -> None:
+    """Write an Html or Redirect answer (body: the Html already rendered; etag: its tag,
+    answered with a bodiless 304 when the visitor's If-None-Match has it)."""
     if request.finished or getattr(request, "_disconnected", False):
         return
     for name, value in answer.headers.items():
@@ -110,15 +127,28 @@ def write_html(request, env: jinja2.Environment, answer, extra: Optional[dict] =
         return
     if body is None:
         body = render_html(env, answer, extra)
-    request.setHeader(b"content-type", b"text/html; charset=utf-8")
-    request.setHeader(b"content-length", b"%d" % len(body))  # known: no chunked encoding
-    request.setHeader(b"x-content-type-options", b"nosniff")
-    request.setHeader(b"referrer-policy", b"same-origin")
-    request.setHeader(b"content-security-policy",
-                      b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                      b"script-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'")
+    headers = request.responseHeaders
+    for name, value in SECURITY_HEADERS:
+        headers.setRawHeaders(name, [value])
+    if etag is not None:
+        headers.setRawHeaders(b"etag", [etag])
+        headers.setRawHeaders(b"cache-control", [b"no-cache"])  # always asked again
+        wanted = request.getHeader(b"if-none-match")
+        if wanted is not None and etag in (t.strip() for t in wanted.split(b",")):
+            request.setResponseCode(304)
+            request.finish()
+            return
+    headers.setRawHeaders(b"content-type", [b"text/html; charset=utf-8"])
+    headers.setRawHeaders(b"content-length", [b"%d" % len(body)])  # known: not chunked
     request.write(body)
     request.finish()
+
+
+def refused_html(request, env: jinja2.Environment) -> None:
+    """503 with Retry-After: too many pages are being built (gamed.web.gate)."""
+    request.setHeader(b"retry-after", b"1")
+    write_html(request, env, error_html(PageError(
+        503, "Busy", "Too many pages are being made right now: try again in a second.")))
 
 
 def error_html(error: PageError) -> Html:
@@ -128,13 +158,19 @@ def error_html(error: PageError) -> Html:
 
 class Page(resource.Resource):
     """Runs `page(request, *path)` (a coroutine returning Html or Redirect) and writes it;
-    a PageError becomes an error page with its status, anything else a 500 page."""
+    a PageError becomes an error page with its status, anything else a 500 page.
+
+    With a `gate` (gamed.web.gate.PageGate: the public pages) at most so many pages are
+    built at once, the others wait briefly or get a 503. A 200 page carries an ETag
+    (`etags`), and a visitor who has it gets a 304."""
 
     isLeaf = True
     #: seconds a rendered 200 answer is reused for the same URL (0: never); pages that
     #: everyone asks for, whose data may be a moment old, set it
     cache_seconds = 0.0
     CACHE_SIZE = 256
+    etags = True
+    gate = None
 
     def __init__(self, core, env: jinja2.Environment, reads=None):
         super().__init__()
@@ -144,7 +180,10 @@ class Page(resource.Resource):
         self.env = env
         #: the stores the page reads through (gamed.web.reads)
         self.reads = reads or PageReads(core.database)
-        self.cache: dict = {}  # uri -> (expires, Html, body)
+        self.cache: dict = {}  # uri -> (expires, Html, body, etag)
+        #: uri -> requests waiting for the one page of that uri being built (cached
+        #: pages: when one expires, the visitors meanwhile share the next one)
+        self.building: dict = {}
 
     async def page(self, request, *path):
         raise NotImplementedError
@@ -153,22 +192,56 @@ class Page(resource.Resource):
         if self.cache_seconds:
             hit = self.cache.get(request.uri)
             if hit is not None and hit[0] > self.core.reactor.seconds():
-                write_html(request, self.env, hit[1], body=hit[2])
+                write_html(request, self.env, hit[1], body=hit[2], etag=hit[3])
                 return server.NOT_DONE_YET
-        return self._answer(request, self.page)
+            waiting = self.building.get(request.uri)
+            if waiting is not None:
+                waiting.append(request)
+                return server.NOT_DONE_YET
+            self.building[request.uri] = []
+        if self.gate is None:
+            return self._answer(request, self.page)
+        uri = request.uri
 
-    def _remember(self, request, answer) -> Optional[bytes]:
-        if not (self.cache_seconds and isinstance(answer, Html) and answer.status == 200
+        def refused(failure):
+            failure.trap(PageRefused)
+            self.core.metrics.counter(
+                "gamed_http_pages_refused_total", "Public pages answered 503 (too many "
+                "being built; reason: full queue or waited too long)",
+                ["reason"]).labels(failure.getErrorMessage()).inc()
+            for waiter in [request] + self.building.pop(uri, []):
+                refused_html(waiter, self.env)
+
+        def build(_):
+            self._build(request, self.page).addBoth(lambda _: self.gate.leave())
+
+        self.gate.enter().addCallbacks(build, refused)
+        return server.NOT_DONE_YET
+
+    def _remember(self, request, answer) -> Optional[tuple]:
+        """(body, etag) of a 200 page (kept for `cache_seconds` when the page sets it);
+        None for anything else."""
+        if not (isinstance(answer, Html) and answer.status == 200
                 and request.method == b"GET"):
             return None
+        if not (self.cache_seconds or self.etags):
+            return None
         body = render_html(self.env, answer, self.extra_values(request))
-        if len(self.cache) >= self.CACHE_SIZE:
-            self.cache.clear()
-        self.cache[request.uri] = (self.core.reactor.seconds() + self.cache_seconds, answer,
-                                   body)
-        return body
+        etag = entity_tag(body) if self.etags else None
+        if self.cache_seconds:
+            if len(self.cache) >= self.CACHE_SIZE:
+                self.cache.clear()
+            self.cache[request.uri] = (self.core.reactor.seconds() + self.cache_seconds,
+                                       answer, body, etag)
+        return body, etag
 
     def _answer(self, request, handler):
+        self._build(request, handler)
+        return server.NOT_DONE_YET
+
+    def _build(self, request, handler) -> defer.Deferred:
+        """Run the handler and write its answer (to the visitors waiting for the same
+        cached page too); fires when written."""
         path = [p.decode("utf-8", "replace") for p in request.postpath if p]
         d = defer.ensureDeferred(handler(request, *path))
 
@@ -180,12 +253,16 @@ class Page(resource.Resource):
                                         "The server failed to show this page."))
 
         def write(answer):
-            write_html(request, self.env, answer, self.extra_values(request),
-                       self._remember(request, answer))
+            waiters = self.building.pop(request.uri, ()) if self.cache_seconds else ()
+            kept = self._remember(request, answer)
+            body, etag = kept if kept is not None else (None, None)
+            extra = self.extra_values(request)
+            for each in (request, *waiters):
+                write_html(each, self.env, answer, extra, body, etag)
 
         d.addErrback(failed).addCallback(write)
         d.addErrback(lambda f: log.failure("writing page {uri} failed", f, uri=request.uri))
-        return server.NOT_DONE_YET
+        return d
 
     def extra_values(self, request) -> dict:
         return {}
