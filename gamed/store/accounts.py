@@ -44,6 +44,13 @@ def _searchable(name) -> bool:
     return isinstance(name, str) and "\x00" not in name
 
 
+def find_txn(cur: Cursor, name: str) -> Optional[Account]:
+    """The account called `name` (any case), or None."""
+    if not _searchable(name):
+        return None
+    return _account(cur.execute(_BY_KEY, (name_key(name),)).fetchone())
+
+
 def _account(row) -> Optional[Account]:
     if row is None:
         return None
@@ -87,9 +94,7 @@ class AccountStore:
     def find(self, name: str) -> defer.Deferred:
         if not _searchable(name):
             return defer.succeed(None)
-        return self.database.run_read(
-            "find_account", lambda cur: _account(cur.execute(
-                _BY_KEY, (name_key(name),)).fetchone()))
+        return self.database.run_read("find_account", find_txn, name)
 
     def find_with_hash(self, name: str) -> defer.Deferred:
         """(Account, password hash or None) or None."""

@@ -298,6 +298,30 @@ def rating_points_txn(cur: Cursor, account_id: int, limit: int) -> list:
     return [(r[0], r[1], r[2], float(r[3])) for r in reversed(rows) if r[3] is not None]
 
 
+def player_page_txn(cur: Cursor, account_id: int, limit: int, before_id: Optional[int],
+                    points: int, ranks=None) -> tuple:
+    """([(Rating, rank)] by game, [MatchSummary] newest first, the chart's
+    [(match_id, game, ended_at, rating_after)] oldest first). `ranks`: a RankIndex to read
+    the ranks from (else each is two range counts on the leaderboard index)."""
+    if ranks is not None:
+        ranks.refresh(cur)
+        ranked = [(rating, ranks.rank(rating.game, rating.rating, account_id))
+                  for rating in (_rating(row) for row in cur.execute(
+                      _RATING + " WHERE account_id = ? ORDER BY game",
+                      (account_id,)).fetchall())]
+    else:
+        ranked = [(_rating(row), row[6] + row[7] + 1) for row in cur.execute(
+            "SELECT r.account_id, r.game, r.rating, r.wins, r.losses, r.draws,"
+            " (SELECT COUNT(*) FROM ratings x WHERE x.game = r.game"
+            "  AND x.rating > r.rating),"
+            " (SELECT COUNT(*) FROM ratings x WHERE x.game = r.game"
+            "  AND x.rating = r.rating AND x.account_id < r.account_id)"
+            " FROM ratings r WHERE r.account_id = ? ORDER BY r.game",
+            (account_id,)).fetchall()]
+    return (ranked, history_txn(cur, account_id, None, limit, before_id),
+            rating_points_txn(cur, account_id, points))
+
+
 def _points(outcome: str) -> float:
     return {"win": 1.0, "loss": 0.0, "draw": 0.5}[outcome]
 
@@ -372,28 +396,9 @@ class RatingStore:
 
     def player_page(self, account_id: int, limit: int = 20, before_id: Optional[int] = None,
                     points: int = 200) -> defer.Deferred:
-        """What a player page shows, in one transaction: ([(Rating, rank)], [MatchSummary]
-        newest first, the chart's [(match_id, game, ended_at, rating_after)] oldest first)."""
-        def page(cur: Cursor):
-            if self.ranks is not None:
-                self.ranks.refresh(cur)
-                ranked = [(rating, self.ranks.rank(rating.game, rating.rating, account_id))
-                          for rating in (_rating(row) for row in cur.execute(
-                              _RATING + " WHERE account_id = ? ORDER BY game",
-                              (account_id,)).fetchall())]
-            else:  # each rank two range counts on the leaderboard index, as rank_txn's
-                ranked = [(_rating(row), row[6] + row[7] + 1) for row in cur.execute(
-                    "SELECT r.account_id, r.game, r.rating, r.wins, r.losses, r.draws,"
-                    " (SELECT COUNT(*) FROM ratings x WHERE x.game = r.game"
-                    "  AND x.rating > r.rating),"
-                    " (SELECT COUNT(*) FROM ratings x WHERE x.game = r.game"
-                    "  AND x.rating = r.rating AND x.account_id < r.account_id)"
-                    " FROM ratings r WHERE r.account_id = ? ORDER BY r.game",
-                    (account_id,)).fetchall()]
-            return (ranked, history_txn(cur, account_id, None, limit, before_id),
-                    rating_points_txn(cur, account_id, points))
-
-        return self.database.run_read("player_page", page)
+        """What a player page shows, in one transaction (player_page_txn)."""
+        return self.database.run_read("player_page", player_page_txn, account_id, limit,
+                                      before_id, points, self.ranks)
 
     def matches(self, game: Optional[str] = None, player_id: Optional[int] = None,
                 limit: int = 20, before_id: Optional[int] = None) -> defer.Deferred:

@@ -87,12 +87,11 @@ class PlayerSearch(Page):
         if len(path) != 1:
             raise PageError(404, "Page not found")
         core = self.core
-        account = await self.reads.find_account(path[0])
-        if account is None:
-            raise PageError(404, "No such player", "Nobody is called %s." % path[0])
         before = int_query(request, "before", 0, 0, 2 ** 62) or None
-        ratings, history, points = await self.reads.ratings.player_page(
-            account.id, HISTORY_SIZE + 1, before, CHART_POINTS)
+        found = await self.reads.player_page(path[0], HISTORY_SIZE + 1, before, CHART_POINTS)
+        if found is None:
+            raise PageError(404, "No such player", "Nobody is called %s." % path[0])
+        account, ratings, history, points = found
         more = len(history) > HISTORY_SIZE
         history = history[:HISTORY_SIZE]
         older = None

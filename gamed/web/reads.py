@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from twisted.application import service
 
-from gamed.store.accounts import AccountStore
+from gamed.store.accounts import AccountStore, find_txn
 from gamed.store.database import Database
 from gamed.store.ranks import RankIndex
-from gamed.store.ratings import RatingStore
+from gamed.store.ratings import RatingStore, player_page_txn
 from gamed.store.uttt import UtttStore
 
 
@@ -29,6 +29,18 @@ class PageReads:
 
     def find_account(self, name: str):
         return self.accounts.find(name)
+
+    def player_page(self, name: str, limit: int, before_id, points: int):
+        """(Account, ratings_ranked, history, chart points) of the player called `name`,
+        in one transaction (one trip to a database thread), or None when nobody is."""
+        def read(cur):
+            account = find_txn(cur, name)
+            if account is None:
+                return None
+            return (account, *player_page_txn(cur, account.id, limit, before_id, points,
+                                              self.ranks))
+
+        return self.database.run_read("player_page", read)
 
 
 def reader_database(core) -> Database:
