@@ -113,6 +113,7 @@ class HttpConnection:
         self.sock.setblocking(False)
         self.buffer = b""
         self.busy = None  # (kind, due time) of the request in flight
+        self.closed = False
 
     def request(self, path: str) -> None:
         self.sock.sendall(("GET %s HTTP/1.1\r\nHost: bench\r\n\r\n" % path).encode("ascii"))
@@ -149,12 +150,13 @@ def page_load(port: int, names: list, rate: float, connections: int, seconds: fl
     for conn in conns:
         selector.register(conn.sock, selectors.EVENT_READ, conn)
     latencies = {"home": [], "player": []}
-    stats = {"errors": 0, "done": 0, "bytes": 0}
+    stats = {"errors": 0, "done": 0, "bytes": 0, "refused": 0, "unanswered": 0}
     started = time.perf_counter()
     measure_from, stop_at = started + warmup, started + warmup + seconds
     interval = 1.0 / rate if rate > 0 else 0.0
     next_due = started
     queue = []  # due times of requests waiting for a free connection
+    lost = []  # (kind, due) of requests whose connection closed before the answer
     turn = 0
 
     def path_of(kind):
@@ -173,12 +175,14 @@ def page_load(port: int, names: list, rate: float, connections: int, seconds: fl
                 queue.extend(now for conn in conns if conn.busy is None
                              if len(queue) < connections)
         for conn in conns:
-            if conn.busy is None and queue:
+            if conn.busy is None and queue and not conn.closed:
                 kind = ("home", "player")[turn % 2]
                 turn += 1
                 conn.busy = (kind, queue.pop(0))
                 conn.request(path_of(kind))
         if now >= stop_at and all(conn.busy is None for conn in conns):
+            break
+        if all(conn.closed for conn in conns):
             break
         timeout = max(0.0, min(next_due - time.perf_counter(), 0.05)) if rate > 0 else 0.05
         for key, _ in selector.select(timeout):
@@ -188,6 +192,9 @@ def page_load(port: int, names: list, rate: float, connections: int, seconds: fl
             except ConnectionError:
                 stats["errors"] += 1
                 selector.unregister(conn.sock)
+                conn.closed = True
+                if conn.busy is not None:
+                    lost.append(conn.busy)
                 conn.busy = None
                 continue
             if done is None or conn.busy is None:
@@ -195,12 +202,25 @@ def page_load(port: int, names: list, rate: float, connections: int, seconds: fl
             kind, due = conn.busy
             conn.busy = None
             finished = time.perf_counter()
-            if done[0] != 200:
+            if done[0] not in (200, 503):
                 stats["errors"] += 1
             if measure_from <= due < stop_at:
                 latencies[kind].append(finished - due)
                 stats["done"] += 1
-                stats["bytes"] += done[1]
+                if done[0] == 503:
+                    stats["refused"] += 1  # the daemon's page gate: come back later
+                else:
+                    stats["bytes"] += done[1]
+    # requests due in the window but never answered (still queued for a connection, in
+    # flight, or on a connection that closed) count with the time they had waited by the
+    # end: leaving them out would hide exactly the slowest ones
+    ended = time.perf_counter()
+    unanswered = [(("home", "player")[i % 2], due) for i, due in enumerate(queue)]
+    unanswered += [conn.busy for conn in conns if conn.busy is not None] + lost
+    for kind, due in unanswered:
+        if measure_from <= due < stop_at:
+            latencies[kind].append(ended - due)
+            stats["unanswered"] += 1
     for conn in conns:
         conn.sock.close()
     stats["latencies"] = latencies
@@ -210,7 +230,15 @@ def page_load(port: int, names: list, rate: float, connections: int, seconds: fl
 
 # -- the run ---------------------------------------------------------------------------------------
 
-def uttt_phase(ctx, ws_port: int, args, with_pages: bool, names, http_port: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process (the daemon) has used so far."""
+    with open("/proc/%d/stat" % pid) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def uttt_phase(ctx, ws_port: int, args, with_pages: bool, names, http_port: int,
+               pid: int) -> dict:
     queue = ctx.Queue()
     procs = [ctx.Process(target=uttt_bench.worker, args=(
         ws_port, args.pairs, args.seconds, args.warmup, 1000, queue))] if args.pairs else []
@@ -218,36 +246,46 @@ def uttt_phase(ctx, ws_port: int, args, with_pages: bool, names, http_port: int)
         procs.append(ctx.Process(target=page_load, args=(
             http_port, names, args.rate, args.connections, args.seconds, args.warmup, 5,
             queue)))
+    cpu_before, started = cpu_seconds(pid), time.perf_counter()
     for proc in procs:
         proc.start()
     results = [queue.get(timeout=args.seconds + args.warmup + 120) for _ in procs]
+    cpu_rate = (cpu_seconds(pid) - cpu_before) / (time.perf_counter() - started)
     for proc in procs:
         proc.join(10)
     uttt = next((r for r in results if "acked_total" in r), None)
     pages = next((r for r in results if "latencies" in r and "done" in r), None)
-    report = {}
+    # the daemon's CPU seconds a second over the phase (warm-up included); with
+    # --pairs 0, per page: less sensitive to a busy host than the latencies
+    report = {"daemon_cpu_per_s": round(cpu_rate, 3)}
+    if pages is not None and not args.pairs:
+        report["daemon_cpu_ms_per_page"] = round(
+            1000 * cpu_rate / max(1e-9, pages["done"] / args.seconds), 3)
     if uttt is not None:
-        report = {"uttt_moves_per_second": round(uttt["moves"] / args.seconds, 1),
+        report.update({"uttt_moves_per_second": round(uttt["moves"] / args.seconds, 1),
                   "uttt_p99_ms": round(1000 * uttt_bench.percentile(uttt["latencies"], 99), 2),
-                  "uttt_errors": uttt["errors"]}
+                  "uttt_errors": uttt["errors"]})
     if pages is not None:
         both = pages["latencies"]["home"] + pages["latencies"]["player"]
         report.update({
-            "pages_per_second": round(pages["done"] / args.seconds, 1),
+            "pages_per_second": round((pages["done"] - pages["refused"]) / args.seconds, 1),
             "page_p50_ms": round(1000 * uttt_bench.percentile(both, 50), 2),
             "page_p99_ms": round(1000 * uttt_bench.percentile(both, 99), 2),
             "home_p99_ms": round(1000 * uttt_bench.percentile(pages["latencies"]["home"], 99), 2),
             "player_p99_ms": round(
                 1000 * uttt_bench.percentile(pages["latencies"]["player"], 99), 2),
-            "page_errors": pages["errors"], "requests_left_waiting": pages["backlog"],
-            "average_page_kib": round(pages["bytes"] / max(1, pages["done"]) / 1024, 1)})
+            "page_errors": pages["errors"], "pages_refused_503": pages["refused"],
+            "pages_unanswered": pages["unanswered"],
+            "requests_left_waiting": pages["backlog"],
+            "average_page_kib": round(
+                pages["bytes"] / max(1, pages["done"] - pages["refused"]) / 1024, 1)})
     return report
 
 
-def measured(ctx, ws_port: int, args, names, http_port: int) -> dict:
+def measured(ctx, ws_port: int, args, names, http_port: int, pid: int) -> dict:
     """One round of pages (and uttt when --pairs), with the reactor's lateness meanwhile."""
     before = reactor_lag(http_port)
-    result = uttt_phase(ctx, ws_port, args, True, names, http_port)
+    result = uttt_phase(ctx, ws_port, args, True, names, http_port, pid)
     after = reactor_lag(http_port)
     result["reactor_late_over_100ms"] = after[0] - before[0]
     result["reactor_late_over_500ms"] = after[1] - before[1]
@@ -300,6 +338,7 @@ def main(argv=None) -> int:
         with admin.cursor() as cur:
             cur.execute("CREATE DATABASE " + dbname)
         url = args.postgres.rsplit("/", 1)[0] + "/" + dbname
+    load_before = os.getloadavg()[0]  # other work on the host (this run's own comes after)
     began = time.perf_counter()
     names = fill(url, args.players, args.matches)
     filled = time.perf_counter() - began
@@ -311,10 +350,10 @@ def main(argv=None) -> int:
     ctx = multiprocessing.get_context("fork")
     try:
         contenders = [("pages and uttt", lambda: measured(ctx, ws_port, args, names,
-                                                          http_port))]
+                                                          http_port, proc.pid))]
         if args.pairs:
             contenders.insert(0, ("uttt alone", lambda: uttt_phase(
-                ctx, ws_port, args, False, names, http_port)))
+                ctx, ws_port, args, False, names, http_port, proc.pid)))
         rounds = interleaved(args.rounds, contenders, report=lambda text: print(
             text, file=sys.stderr))
     finally:
@@ -326,7 +365,8 @@ def main(argv=None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     report = {"database": args.database, "players": args.players, "matches": args.matches,
               "fill_seconds": round(filled, 1), "rate": args.rate, "pairs": args.pairs,
-              "rounds": args.rounds}
+              "rounds": args.rounds, "load_average_before": load_before,
+              "load_average_after": os.getloadavg()[0]}
     loaded = rounds["pages and uttt"]
     for key in loaded[0]:
         report[key] = round(median([r[key] for r in loaded]), 2)

@@ -17,6 +17,7 @@ from gamed.web.api import GAMES
 from gamed.web.chart import rating_chart
 from gamed.web.render import Html, Page, PageError, Redirect, int_query, query_arg
 from gamed.web.resources import JsonEndpoint
+from gamed.web.rows import history_rows
 
 PAGE_SIZE = 25
 HISTORY_SIZE = 20
@@ -99,7 +100,8 @@ class PlayerSearch(Page):
             older = "%s?%s" % (player_url(account.name),
                                urlencode({"before": history[-1].match_id}))
         return Html("player.html", {
-            "account": account, "ratings": ratings, "history": history, "older": older,
+            "account": account, "ratings": ratings, "history": history,
+            "history_rows": history_rows(history), "older": older,
             "chart": rating_chart(points), "online": core.presence.is_online(account.id),
             "playing": core.presence.games_of(account.id), "newest": before is not None})
 
