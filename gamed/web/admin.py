@@ -107,6 +107,7 @@ class Console:
 
 class AdminPage(Page):
     etags = False  # its forms carry a CSRF token: always made anew
+    compress = False  # ... which compression beside echoed input would leak (BREACH)
 
     def __init__(self, core, env, console: Console):
         super().__init__(core, env)

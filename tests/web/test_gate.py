@@ -116,3 +116,31 @@ def test_page_limits_must_be_positive(key):
     config = attrs.evolve(config, http=attrs.evolve(config.http, **{key: 0}))
     with pytest.raises(ConfigError, match=key):
         validate(config)
+
+
+@pytest_twisted.ensureDeferred
+async def test_pages_go_gzipped_to_visitors_that_accept_it(core):
+    import gzip
+
+    await core.accounts.register("ann", "pw", "h:1")
+    site, port, base = await serve(core)
+    try:
+        plain_code, plain_headers, plain = await get(base + "/players/ann")
+        response = await Agent(reactor).request(
+            b"GET", (base + "/players/ann").encode(),
+            Headers({b"accept-encoding": [b"br, gzip;q=0.8"]}))
+        packed = await readBody(response)
+        assert response.headers.getRawHeaders(b"content-encoding") == [b"gzip"]
+        assert response.headers.getRawHeaders(b"vary") == [b"accept-encoding"]
+        assert len(packed) < 0.6 * len(plain.encode())
+        assert gzip.decompress(packed).decode() == plain
+        etag = response.headers.getRawHeaders(b"etag")[0]
+        assert etag != plain_headers.getRawHeaders(b"etag")[0]  # its own representation
+        assert plain_headers.getRawHeaders(b"content-encoding") is None
+        refused = await Agent(reactor).request(
+            b"GET", (base + "/players/ann").encode(),
+            Headers({b"accept-encoding": [b"gzip;q=0"]}))
+        assert refused.headers.getRawHeaders(b"content-encoding") is None
+        await readBody(refused)
+    finally:
+        await port.stopListening()
