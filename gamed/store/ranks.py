@@ -11,8 +11,9 @@ the only way a rating changes). Every `full_every` seconds (or more, if a full r
 slow) it is read whole again, which also drops accounts deleted meanwhile.
 
 On PostgreSQL, match ids are taken before commit, so a match may become visible after a
-higher one: each refresh reads the last `lookback` matches again (setting a rating is
-idempotent), also once a second when no new match came. SQLite commits in id order.
+higher one: once a second a refresh reads the last LOOKBACK matches again (setting a
+rating is idempotent), so such a match is in the ranks within a second. SQLite commits
+in id order.
 
 Thread-safe: pages read on several pool threads (PostgreSQL); one lock, held briefly.
 """
@@ -28,7 +29,8 @@ from gamed.store.database import Cursor
 
 FULL_EVERY = 30.0  # seconds between full reads (at least)
 FULL_COST_FACTOR = 100  # ... and at least this many times the last full read's duration
-LOOKBACK = 64  # matches read again on each refresh (PostgreSQL)
+LOOKBACK = 64  # matches read again (PostgreSQL) ...
+LOOKBACK_EVERY = 1.0  # ... once a second
 MAX_DELTA = 5000  # more new matches than this: read everything instead
 
 
@@ -42,7 +44,7 @@ class RankIndex:
         self._current: dict = {}  # (game, account_id) -> its key in _keys[game]
         self._marker: Optional[int] = None  # highest match id read
         self._next_full = 0.0
-        self._last_read = 0.0
+        self._last_lookback = 0.0
 
     def refresh(self, cur: Cursor) -> None:
         """Bring the index up to the database's state as `cur` sees it."""
@@ -52,10 +54,13 @@ class RankIndex:
             if (self._marker is None or now >= self._next_full
                     or marker - self._marker > MAX_DELTA):
                 self._read_all(cur, marker)
-            elif marker != self._marker or (cur.engine.name != "sqlite"
-                                             and now >= self._last_read + 1.0):
-                self._read_since(cur, self._marker, marker)
-                self._last_read = now
+                return
+            since = self._marker
+            if cur.engine.name != "sqlite" and now >= self._last_lookback + LOOKBACK_EVERY:
+                since = max(0, since - LOOKBACK)
+                self._last_lookback = now
+            if since != marker:
+                self._read_since(cur, since, marker)
 
     def rank(self, game: str, rating: float, account_id: int) -> Optional[int]:
         """1 + the players ahead (higher rating, or equal with a lower account id), as
@@ -87,8 +92,6 @@ class RankIndex:
         self._next_full = self.clock() + max(self.full_every, FULL_COST_FACTOR * took)
 
     def _read_since(self, cur: Cursor, since: int, marker: int) -> None:
-        if cur.engine.name != "sqlite":
-            since = max(0, since - LOOKBACK)
         for game, account_id, rating in cur.execute(
                 "SELECT r.game, r.account_id, r.rating FROM matches m"
                 " JOIN match_players mp ON mp.match_id = m.id"
