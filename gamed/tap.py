@@ -14,7 +14,7 @@ from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
 
-from gamed.core.config import ConfigError, set_option
+from gamed.core.config import ConfigError, parse_workers, set_option
 from gamed.core.endpoints import ListenError
 from gamed.games import GAMES, LISTENER_KEYS, GamedConfig, load_config
 from gamed.core.lag import ReactorLagMonitor
@@ -44,6 +44,8 @@ class Options(usage.Options):
         ["bcrypt-cost", None, None, "bcrypt work factor, overrides [accounts] bcrypt_cost",
          int],
         ["log-format", None, None, "text or json, overrides [logging] format"],
+        ["workers", None, None, "processes behind the same ports, overrides [server] "
+                                "workers: 1 (one process), N, or auto (one per core)"],
     ] + [
         ["%s-%s" % (section, key), None, None,
          "endpoint, overrides [%s] %s" % (section, key)]
@@ -59,6 +61,12 @@ def options_to_config(options) -> GamedConfig:
         config = set_option(config, "accounts", "bcrypt_cost", options["bcrypt-cost"])
     if options["log-format"] is not None:
         config = set_option(config, "logging", "format", options["log-format"])
+    if options.get("workers") is not None:
+        try:
+            workers = parse_workers(options["workers"])
+        except ValueError:
+            raise ConfigError("--workers: must be a number or auto") from None
+        config = set_option(config, "server", "workers", workers)
     for section, key in LISTENER_KEYS:
         value = options["%s-%s" % (section, key)]
         if value is not None:
@@ -107,6 +115,38 @@ class DatabaseService(service.Service):
         self.database.close()
 
 
+def give_log_observer(parent, config) -> None:
+    """twistd wraps the root service in an Application: give it our log observer, which
+    twistd's AppLogger then uses instead of its default (so the config chooses the
+    format)."""
+    from twisted.logger import ILogObserver
+    from twisted.python.components import Componentized
+
+    from gamed.core.logs import make_observer
+
+    if isinstance(parent, Componentized):
+        settings = config.logging
+        parent.setComponent(ILogObserver, make_observer(settings.format, settings.level))
+
+
+def listen_or_exit(start) -> None:
+    """start() (binding the listeners); a port that cannot be bound is one line and exit 1."""
+    from twisted.internet.error import CannotListenError
+
+    try:
+        start()
+    except CannotListenError as exc:
+        sys.stderr.write("gamed: cannot listen on %s:%s: %s\n"
+                         % (exc.interface or "*", exc.port, exc.socketError))
+        raise SystemExit(1)
+    except ListenError as exc:
+        sys.stderr.write("gamed: cannot listen: %s\n" % exc)
+        raise SystemExit(1)
+    except (OSError, OverflowError) as exc:
+        sys.stderr.write("gamed: cannot listen: %s: %s\n" % (type(exc).__name__, exc))
+        raise SystemExit(1)
+
+
 class GamedService(SequentialMultiService):
     """The root service: children stop in reverse order (sd_notify STOPPING=1, HTTP, the
     games -- side by side -- draining their players and recording results, accounts, the
@@ -118,30 +158,11 @@ class GamedService(SequentialMultiService):
         self.core = core
 
     def setServiceParent(self, parent):
-        # twistd wraps us in an Application: give it our log observer, which twistd's
-        # AppLogger then uses instead of its default (so the config chooses the format).
-        from twisted.logger import ILogObserver
-        from twisted.python.components import Componentized
-
-        from gamed.core.logs import make_observer
-
-        if isinstance(parent, Componentized):
-            settings = self.core.config.logging
-            parent.setComponent(ILogObserver, make_observer(settings.format, settings.level))
+        give_log_observer(parent, self.core.config)
         return super().setServiceParent(parent)
 
     def privilegedStartService(self):
-        from twisted.internet.error import CannotListenError
-
-        try:
-            super().privilegedStartService()
-        except CannotListenError as exc:
-            sys.stderr.write("gamed: cannot listen on %s:%s: %s\n"
-                             % (exc.interface or "*", exc.port, exc.socketError))
-            raise SystemExit(1)
-        except (OSError, OverflowError) as exc:
-            sys.stderr.write("gamed: cannot listen: %s: %s\n" % (type(exc).__name__, exc))
-            raise SystemExit(1)
+        listen_or_exit(super().privilegedStartService)
 
     def stopService(self):
         log.info("shutting down: draining players (grace {grace} s)",
@@ -152,7 +173,7 @@ class GamedService(SequentialMultiService):
         return d
 
 
-def build_services(core: Core) -> service.MultiService:
+def build_services(core: Core, notify=None) -> service.MultiService:
     """The whole tree: database, accounts, the games, HTTP (stopped in reverse order)."""
     top = GamedService(core)
     DatabaseService(core.database).setServiceParent(top)
@@ -182,7 +203,7 @@ def build_services(core: Core) -> service.MultiService:
     if web is not None:
         web.setServiceParent(top)
     ReactorLagMonitor(core.reactor, core.metrics).setServiceParent(top)
-    NotifyService(core.reactor).setServiceParent(top)
+    NotifyService(core.reactor, notify=notify).setServiceParent(top)
     return top
 
 
@@ -201,6 +222,42 @@ def make_cluster(reactor, config: GamedConfig):
                         games=GAMES)
 
 
+def make_core(reactor, config: GamedConfig, metrics=None) -> Core:
+    """The Core of one serving process (a lone gamed, or one worker)."""
+    before, after = raise_open_files_limit()
+    if after != before:
+        log.info("raised the open-files limit from {before} to {after}", before=before,
+                 after=after)
+    metrics = metrics or Metrics()
+    database = Database(config.database.resolved_url(), config.database.pool_size,
+                        config.database.connect_timeout, metrics=metrics,
+                        query_timeout=config.database.query_timeout)
+    return build_core(reactor, config, database, metrics, cluster=make_cluster(reactor, config))
+
+
+class SupervisorRoot(service.MultiService):
+    """The root service with workers: the supervisor (gamed/workers/supervisor.py)."""
+
+    def __init__(self, config, supervisor):
+        super().__init__()
+        self.config = config
+        supervisor.setServiceParent(self)
+
+    def setServiceParent(self, parent):
+        give_log_observer(parent, self.config)
+        return super().setServiceParent(parent)
+
+    def privilegedStartService(self):
+        listen_or_exit(super().privilegedStartService)
+
+
+def worker_options(options) -> dict:
+    """What a worker needs of the command line to load the same config."""
+    return {key: options[key] for key in
+            ["config", "database", "bcrypt-cost", "log-format"]
+            + ["%s-%s" % pair for pair in LISTENER_KEYS]}
+
+
 def makeService(options) -> service.IService:
     from twisted.internet import reactor
 
@@ -210,15 +267,13 @@ def makeService(options) -> service.IService:
     except ConfigError as exc:
         sys.stderr.write("gamed: %s\n" % exc)
         raise SystemExit(1)
-    before, after = raise_open_files_limit()
-    if after != before:
-        log.info("raised the open-files limit from {before} to {after}", before=before,
-                 after=after)
-    metrics = Metrics()
-    database = Database(config.database.resolved_url(), config.database.pool_size,
-                        config.database.connect_timeout, metrics=metrics,
-                        query_timeout=config.database.query_timeout)
-    core = build_core(reactor, config, database, metrics, cluster=make_cluster(reactor, config))
+    count = config.server.worker_count()
+    if count > 1:
+        from gamed.workers.supervisor import Supervisor
+
+        options = dict(worker_options(options), workers="1")
+        return SupervisorRoot(config, Supervisor(reactor, config, options, count))
+    core = make_core(reactor, config)
     try:
         return build_services(core)
     except ListenError as exc:

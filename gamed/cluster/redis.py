@@ -559,6 +559,8 @@ class RedisCluster(service.Service):
     @defer.inlineCallbacks
     def _join(self):
         call = self.link.call
+        if not self._joined_before:
+            yield self._forget_earlier_life()
         yield self._announce()
         dead_key = self.key("dead", self.node)
         if (yield call("GET", dead_key)) is not None:
@@ -580,6 +582,21 @@ class RedisCluster(service.Service):
                 except Exception:
                     log.failure("cluster: a rejoin callback failed")
         self._joined_before = True
+
+    @defer.inlineCallbacks
+    def _forget_earlier_life(self):
+        """This node's name was in the cluster and did not leave (killed, and started
+        again -- a worker restarted by its supervisor -- perhaps before its heartbeat
+        expired): its queue and directory entries are gone with it, and the other nodes
+        forget it (its players, their links to it) before it joins afresh."""
+        earlier = yield self.link.call("SISMEMBER", self.key("nodes"), self.node)
+        if not earlier:
+            return
+        log.info("cluster: node {node} was here before and did not leave; forgetting that",
+                 node=self.node)
+        yield self.queue.purge(self.node, self.games)
+        yield self.directory.purge(self.node, self.games)
+        self.bus.publish("node", {"dead": self.node})
 
     def _announce(self) -> defer.Deferred:
         """Beat; fires with 1 when this node was not in the set of nodes (it was buried)."""

@@ -38,6 +38,25 @@ def default_state_dir() -> str:
 
 
 @attrs.define
+class ServerSettings:
+    #: processes serving the games behind the same ports: 1 = one process, as always;
+    #: N > 1 or "auto" (one per core) = a supervisor and N workers acting as one server
+    #: through [cluster] (needs a postgresql:// database and cluster.redis_url)
+    workers: Any = 1
+
+    def worker_count(self) -> int:
+        """How many workers `workers` means on this machine."""
+        if self.workers == "auto":
+            return os.cpu_count() or 1
+        return self.workers
+
+
+def parse_workers(value: str) -> Any:
+    """--workers N|auto -> the [server] workers value (checked by validate)."""
+    return value if value == "auto" else int(value)
+
+
+@attrs.define
 class DatabaseSettings:
     #: sqlite:///PATH (embedded) or postgresql://USER@HOST:PORT/DB
     url: str = ""
@@ -119,6 +138,7 @@ class ShutdownSettings:
 
 #: the core's own sections, in the order of the config file
 CORE_SECTIONS: dict = {
+    "server": ServerSettings,
     "database": DatabaseSettings,
     "accounts": AccountSettings,
     "http": HttpSettings,
@@ -216,6 +236,7 @@ def validate(config) -> None:
     except ValueError as exc:
         raise ConfigError("database.url: %s" % exc) from None
     _check_cluster(config)
+    _check_workers(config)
     if not 4 <= config.accounts.bcrypt_cost <= 31:
         raise ConfigError("accounts.bcrypt_cost: must be between 4 and 31")
     if config.accounts.bcrypt_threads < 1:
@@ -269,6 +290,21 @@ def _check_cluster(config) -> None:
         raise ConfigError("cluster.timeout: must be longer than cluster.heartbeat")
     if not cluster.key_prefix:
         raise ConfigError("cluster.key_prefix: must not be empty")
+
+
+def _check_workers(config) -> None:
+    from gamed.store.engines import parse_database_url
+
+    workers = config.server.workers
+    if workers != "auto" and (type(workers) is not int or workers < 1):
+        raise ConfigError("server.workers: must be a number of processes (1 or more) or "
+                          "\"auto\" (one per core)")
+    count = config.server.worker_count()
+    if count > 1 and (not config.cluster.redis_url or parse_database_url(
+            config.database.resolved_url()).scheme != "postgresql"):
+        raise ConfigError("server.workers: %d workers act as one server through PostgreSQL "
+                          "and Redis: set a postgresql:// database.url and cluster.redis_url "
+                          "(or workers = 1)" % count)
 
 
 #: the core's numbers that must be above zero (a game's are its section's POSITIVE; every

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import attrs
 from twisted.application import internet, service
 from twisted.internet import endpoints
@@ -91,14 +93,25 @@ def with_backlog(description: str) -> str:
     return description
 
 
-def stream_service(reactor, description: str, factory) -> service.IService:
-    """A service that listens on a stream endpoint while running."""
+def server_endpoint(reactor, description: str):
+    """The Twisted server endpoint of a stream listen value (backlog added)."""
     try:
-        endpoint = endpoints.serverFromString(reactor, with_backlog(description))
+        return endpoints.serverFromString(reactor, with_backlog(description))
     except (IndexError, KeyError):  # index=N past the sockets, or an unknown name=
         raise ListenError("%r: no such socket was handed over (enable gamed.socket and "
                           "start gamed through it, one ListenStream= per systemd: listener)"
                           % description) from None
+
+
+def stream_service(reactor, description: str, factory,
+                   shared: Optional[dict] = None) -> service.IService:
+    """A service that listens on a stream endpoint while running; in a worker (`shared`:
+    listen value -> `gamed.workers.sockets.SharedSocket`), on the socket its supervisor
+    bound."""
+    if shared and description in shared:
+        endpoint = shared[description].stream_endpoint(reactor)
+    else:
+        endpoint = server_endpoint(reactor, description)
     listener = internet.StreamServerEndpointService(endpoint, factory)
     # a port that cannot be bound stops start-up instead of being logged and ignored
     listener._raiseSynchronously = True
@@ -108,15 +121,20 @@ def stream_service(reactor, description: str, factory) -> service.IService:
 class UdpService(service.Service):
     """Listens a DatagramProtocol on udp:PORT[:interface=ADDR] while running."""
 
-    def __init__(self, reactor, description: str, protocol):
+    def __init__(self, reactor, description: str, protocol, shared=None):
         self.reactor = reactor
         self.address = parse_udp(description)
         self.protocol = protocol
         self.port = None
+        #: in a worker: the supervisor's `SharedSocket` (its port, bound with SO_REUSEPORT)
+        self.shared = shared
 
     def privilegedStartService(self):
-        self.port = self.reactor.listenUDP(self.address.port, self.protocol,
-                                           interface=self.address.interface)
+        if self.shared is not None:
+            self.port = self.shared.adopt_datagram(self.reactor, self.protocol)
+        else:
+            self.port = self.reactor.listenUDP(self.address.port, self.protocol,
+                                               interface=self.address.interface)
         service.Service.privilegedStartService(self)
 
     def startService(self):

@@ -42,6 +42,10 @@ class Core:
     endpoints: dict = attrs.Factory(dict)
     #: what each game runs now (matches, connections by account): web pages, /admin
     live: Live = attrs.Factory(Live)
+    #: in a worker: listen value -> the supervisor's SharedSocket (gamed/workers)
+    shared_sockets: dict = attrs.Factory(dict)
+    #: in a worker: the node names of every worker of this server (its own included)
+    workers: tuple = ()
 
     def stream_listeners(self, service_name: str, endpoint: str,
                          handler_factory: HandlerFactory, limits: StreamLimits,
@@ -64,13 +68,14 @@ class Core:
         shared = StreamEndpoint(service_name, transport, handler_factory, limits, self.reactor,
                                 self.metrics.service(service_name))
         self.endpoints[(service_name, transport)] = shared
-        return stream_service(self.reactor, endpoint, protocol_factory(shared))
+        return stream_service(self.reactor, endpoint, protocol_factory(shared),
+                              self.shared_sockets)
 
     def udp_listener(self, service_name: str, endpoint: str,
                      protocol) -> Optional[service.IService]:
         if not endpoint:
             return None
-        return UdpService(self.reactor, endpoint, protocol)
+        return UdpService(self.reactor, endpoint, protocol, self.shared_sockets.get(endpoint))
 
 
 def build_core(reactor, config, database: Database, metrics: Metrics,

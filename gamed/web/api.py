@@ -80,9 +80,16 @@ class Players(JsonEndpoint):
                 "losses": rating.losses, "draws": rating.draws,
                 "rank": await self.core.ratings.rank(account.id, rating.game)}
         presence = self.core.presence
-        return {"name": account.name, "guest": account.is_guest,
-                "online": presence.is_online(account.id),
-                "playing": presence.games_of(account.id), "games": games}
+        answer = {"name": account.name, "guest": account.is_guest,
+                  "online": presence.is_online(account.id),
+                  "playing": presence.games_of(account.id), "games": games}
+        if self.core.cluster.clustered:  # the nodes (or workers) it is connected to
+            nodes = {node for game in answer["playing"]
+                     for node in presence.nodes_of(account.id, game)}
+            if presence.here(account.id):
+                nodes.add(self.core.cluster.node)
+            answer["nodes"] = sorted(nodes)
+        return answer
 
 
 class Matches(JsonEndpoint):

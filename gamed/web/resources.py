@@ -79,7 +79,9 @@ class JsonEndpoint(resource.Resource):
 class Health(JsonEndpoint):
     """200 when the database answers within HEALTH_TIMEOUT seconds and the node is in
     its cluster (when it has one), 503 otherwise with the reason in `message` (the
-    driver's error, or that it did not answer in time)."""
+    driver's error, or that it did not answer in time). With workers, `workers` says
+    which are up (their cluster heartbeats) and `status` is "degraded" while one is
+    down: the server still serves on the others."""
 
     async def answer(self, request, *path):
         cluster = self.core.cluster
@@ -97,6 +99,15 @@ class Health(JsonEndpoint):
         answer = {"status": "ok", "database": database.name}
         if cluster.clustered:
             answer["node"] = cluster.node
+        if self.core.workers:
+            # any worker answers for the whole server: the others are alive when their
+            # heartbeats are (the supervisor starts a dead one again)
+            seen = set(getattr(cluster, "live", ())) | {cluster.node}
+            missing = [name for name in self.core.workers if name not in seen]
+            answer["workers"] = {name: "down" if name in missing else "up"
+                                 for name in self.core.workers}
+            if missing:
+                answer["status"] = "degraded"
         return answer
 
 

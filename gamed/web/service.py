@@ -36,6 +36,6 @@ def make_service(core):
     RecentProblemsService(recent).setServiceParent(top)
     reader = reader_database(core)
     ReaderService(reader, own=reader is not core.database).setServiceParent(top)
-    stream_service(core.reactor, endpoint, make_site(core, recent, PageReads(reader))
-                   ).setServiceParent(top)
+    stream_service(core.reactor, endpoint, make_site(core, recent, PageReads(reader)),
+                   core.shared_sockets).setServiceParent(top)
     return top

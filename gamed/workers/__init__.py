@@ -1,0 +1,1 @@
+"""`[server] workers`: one supervisor, N worker processes behind the same ports, one server."""
