@@ -587,8 +587,8 @@ class RedisCluster(service.Service):
     def _forget_earlier_life(self):
         """This node's name was in the cluster and did not leave (killed, and started
         again -- a worker restarted by its supervisor -- perhaps before its heartbeat
-        expired): its queue and directory entries are gone with it, and the other nodes
-        forget it (its players, their links to it) before it joins afresh."""
+        expired): its queue and directory entries are gone with it (the other nodes tell
+        the new run from the old by its incarnation and drop what they held for the old)."""
         earlier = yield self.link.call("SISMEMBER", self.key("nodes"), self.node)
         if not earlier:
             return
@@ -596,7 +596,6 @@ class RedisCluster(service.Service):
                  node=self.node)
         yield self.queue.purge(self.node, self.games)
         yield self.directory.purge(self.node, self.games)
-        self.bus.publish("node", {"dead": self.node})
 
     def _announce(self) -> defer.Deferred:
         """Beat; fires with 1 when this node was not in the set of nodes (it was buried)."""
