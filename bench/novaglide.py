@@ -34,10 +34,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import heapq
 import io
+import itertools
 import json
 import os
 import pickle
+import random
 import re
 import selectors
 import socket
@@ -366,20 +369,46 @@ def set_up_classic(port: int, matches: int, run: int) -> list:
     return bots
 
 
-def drive_classic(bots: list, seconds: float, input_hz: float) -> None:
-    """Every bot sends its next input as soon as its reply is in (the client's loop)."""
+def frame_times(count: int, low_ms: float, high_ms: float, seed: int) -> list:
+    """Each classic bot's frame time (its machine's speed): spread evenly over
+    [low_ms, high_ms], in a shuffled order."""
+    rng = random.Random(seed)
+    spread = [(low_ms + (high_ms - low_ms) * (n + 0.5) / count) / 1000.0 for n in range(count)]
+    rng.shuffle(spread)
+    return spread
+
+
+def drive_classic(bots: list, seconds: float, frame_ms: tuple) -> None:
+    """The client's loop: draw a frame, read the inputs, send, block for the reply. Each
+    bot sends its next input its own frame time after its reply (`frame_ms` spreads them;
+    (0, 0) sends at once)."""
     selector = selectors.DefaultSelector()
-    for bot in bots:
+    for bot, frame in zip(bots, frame_times(len(bots), *frame_ms, seed=len(bots))):
+        bot.frame = frame
         selector.register(bot.sock, selectors.EVENT_READ, bot)
         bot.send_input()
+    due = []  # (when, n, bot): bots drawing their frame
+    sequence = itertools.count()
     end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        for selected, _ in selector.select(timeout=0.05):
+    while True:
+        now = time.perf_counter()
+        if now >= end:
+            break
+        while due and due[0][0] <= now:
+            heapq.heappop(due)[2].send_input()
+        wait = min(end, due[0][0] if due else end) - now
+        for selected, _ in selector.select(timeout=max(0.0, wait)):
             bot = selected.data
             if bot.replies_received(time.perf_counter()):
-                bot.send_input()
+                if bot.frame:
+                    heapq.heappush(due, (time.perf_counter() + bot.frame, next(sequence), bot))
+                else:
+                    bot.send_input()
     selector.close()
-    for bot in bots:  # the replies still in flight
+    drawing = {id(bot) for _, _, bot in due}
+    for bot in bots:  # the replies still in flight (a bot drawing its frame awaits none)
+        if id(bot) in drawing:
+            continue
         bot.sock.setblocking(True)
         bot.sock.settimeout(1.0)
         try:
@@ -534,7 +563,10 @@ def measure(proc, ports, matches: int, run: int, args, wire: str = "lines") -> d
         bot.states = 0
     cpu0, wall0 = cpu_seconds(proc.pid), time.perf_counter()
     own0 = time.process_time()
-    (drive_classic if wire == "classic" else drive)(bots, args.seconds, args.input_hz)
+    if wire == "classic":
+        drive_classic(bots, args.seconds, args.frame_ms)
+    else:
+        drive(bots, args.seconds, args.input_hz)
     wall = time.perf_counter() - wall0
     ticks = metric(http, "gamed_novaglide_ticks_total") - ticks0
     late = metric(http, "gamed_novaglide_late_ticks_total") - late0
@@ -561,6 +593,11 @@ def main(argv=None):
     parser.add_argument("--matches", default="50,100,150,200,250,300")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--input-hz", type=float, default=60.0)
+    parser.add_argument("--frame-ms", default="1,12",
+                        type=lambda text: tuple(float(v) for v in text.split(",")),
+                        help="classic bots: the spread LOW,HIGH of their frame time (the "
+                             "client draws a frame between a reply and its next request); "
+                             "0,0 sends at once")
     parser.add_argument("--rounds", type=int, default=3,
                         help="measure each N this many times; N holds if the median round "
                              "has < 1%% late ticks")
@@ -584,10 +621,10 @@ def main(argv=None):
     if not args.no_reference:
         ref_proc, ref_port = start_reference(gamed_state(ports["novaglide"]))
         ports["reference"] = (ref_proc, ref_port)
-    print("novaglide: %s s per step, bots send input at %g Hz (classic: in lockstep), "
-          "%d round(s), %d cores, %s" % (args.seconds, args.input_hz, args.rounds,
-                                         os.cpu_count(),
-                                         time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
+    print("novaglide: %s s per step, bots send input at %g Hz (classic: in lockstep, a frame "
+          "of %g-%g ms between reply and request), %d round(s), %d cores, %s"
+          % (args.seconds, args.input_hz, args.frame_ms[0], args.frame_ms[1], args.rounds,
+             os.cpu_count(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
     print("late = ticks that missed a frame; >4ms = ticks started over 4 ms after schedule;"
           " tick p99 = bucket bound of the tick's own work (budget 16.7 ms);"
           " input->state = a reversal's send to the first state showing it")
@@ -634,16 +671,19 @@ def main(argv=None):
         print("%s: largest N with < 1%% late ticks: %d matches (%d players)%s"
               % (wire, best[wire], 2 * best[wire],
                  "; still held at the largest N tried: raise --matches" if wire in holding else ""))
+    # CPU per state sent (per player-frame): what each server spends, whatever the host's
+    # load lets it hold
+    for matches in sorted({n for n, _ in cost}):
+        per_state = {wire: median(cost[matches, wire]) for wire in wires
+                     if (matches, wire) in cost}
+        ratios = ["%s / %s %.2f" % (one, two, per_state[one] / per_state[two])
+                  for one, two in (("lines", "reference"), ("classic", "lines"))
+                  if one in per_state and two in per_state]
+        print("%d matches: CPU per 1000 states: %s%s"
+              % (matches, ", ".join("%s %.2f ms" % (wire, 1e6 * per_state[wire])
+                                    for wire in wires if wire in per_state),
+                 " (%s)" % ", ".join(ratios) if ratios else ""))
     if "reference" in wires:
-        # CPU per state sent: what each server spends, whatever the host's load lets it hold
-        for matches in sorted({n for n, _ in cost}):
-            per_state = {wire: median(cost[matches, wire]) for wire in wires
-                         if (matches, wire) in cost}
-            if "reference" in per_state and "lines" in per_state:
-                print("%d matches: CPU per 1000 states: reference %.2f ms, gamed %.2f ms "
-                      "(gamed / reference %.2f)"
-                      % (matches, 1e6 * per_state["reference"], 1e6 * per_state["lines"],
-                         per_state["lines"] / per_state["reference"]))
         ratio = best["lines"] / best["reference"] if best["reference"] else float("nan")
         print("gamed (lines) / reference = %.2f (goal >= 0.60: %s)"
               % (ratio, "met" if ratio >= 0.6 else "NOT met"))

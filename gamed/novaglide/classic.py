@@ -258,10 +258,9 @@ class ClassicProtocol(protocol.Protocol):
             connection, handler = self.connection, self.handler
             while not connection.closed and not handler.awaiting_reply:
                 try:
-                    raw = self.reader.take()
-                    if raw is None:
+                    request = self.reader.next_request()
+                    if request is None:
                         return
-                    request = wire.check_request(raw)
                 except wire.RefusedRequest as refused:
                     self.refuse(refused)
                     return

@@ -1,5 +1,6 @@
 """The classic wire's pure parts: safe unpickling, request shapes, reply shapes and sizes."""
 
+import datetime
 import os
 import pickle
 import pickletools
@@ -192,3 +193,111 @@ def test_both_sides_states_from_one_pickle():
     assert pickle.loads(two) == {"time": "2026-12-02T10:00:00+00:00", "sender": "server",
                                  "flag": "game_state_1", "data": [2, *fields]}
     assert not class_references(two)
+
+
+# -- the client's ingame request, read by its layout ----------------------------------------------
+
+def safe_reading(data: bytes, max_request: int):
+    """What SafeUnpickler and check_request make of `data`: the request (as repr, so that
+    1 and 1.0 or two NaNs compare as they are) and the bytes it took, a refusal, or a wait."""
+    reader = wire.RequestReader(max_request)
+    reader.feed(data)
+    try:
+        raw = reader.take()
+        if raw is None:
+            return "wait"
+        checked = wire.check_request(raw)
+    except wire.RefusedRequest as refused:
+        return "refused", refused.code
+    return repr(checked), len(data) - len(reader.buffer)
+
+
+def fast_reading(data: bytes, max_request: int):
+    found = wire.read_ingame(bytearray(data), max_request)
+    return None if found is None else (repr(found[0]), found[1])
+
+
+NOW = datetime.datetime(2026, 12, 2, 18, 5, 9, 123456)
+
+
+def client_ingame(mouse, keys, scheme, sender=17, scancodes=512, protocol=None,
+                  time=NOW) -> bytes:
+    with scancode_wrapper_registered() as wrapper:
+        state = [False] * scancodes
+        for code in keys:
+            if code < scancodes:
+                state[code] = True
+        return pickle.dumps({"time": time, "sender": sender,
+                             "flag": "ingame", "data": [mouse, wrapper(state), scheme]},
+                            protocol=protocol)
+
+
+def test_the_clients_ingame_requests_take_the_fast_path_with_the_same_result():
+    for mouse, keys, scheme in (((640, 360), [7], "wsad"), ((0, 65535), [], "arrows"),
+                                ((-5, 1 << 20), [4, 26, 44, 225], "wsad"),
+                                ((12.5, 700), [79, 80, 81, 82], "arrows")):
+        data = client_ingame(mouse, keys, scheme)
+        assert fast_reading(data, 4096) is not None
+        assert fast_reading(data, 4096) == safe_reading(data, 4096)
+    joined, reader = client_ingame((1, 2), [7], "wsad") * 2, wire.RequestReader(4096)
+    reader.feed(joined[:-1])
+    assert reader.next_request().data == [[1, 2], ["d"], "wsad"]
+    assert reader.next_request() is None  # the second one is not whole yet
+    reader.feed(joined[-1:])
+    assert reader.next_request().data == [[1, 2], ["d"], "wsad"] and not reader.buffer
+
+
+numbers = st.one_of(st.integers(-2 ** 33, 2 ** 33), st.floats(), st.booleans(), st.none())
+ingame_pickles = st.builds(
+    client_ingame, st.one_of(st.tuples(numbers, numbers), st.lists(numbers, max_size=3)),
+    st.lists(st.sampled_from(sorted(wire.SCANCODE_KEYS) + [0, 300, 511]), max_size=4),
+    st.sampled_from(["wsad", "arrows", "WSAD", "", "x" * 70, "wsad\u00e9"]),
+    st.one_of(st.integers(-2 ** 40, 2 ** 40), st.text(max_size=8), st.none()),
+    st.sampled_from([512, 0, 4, 226, 1024, 1025]), st.sampled_from([None, 2, 3, 4, 5]),
+    st.datetimes())
+
+
+@st.composite
+def mutated(draw, pickles):
+    """A pickle with a few bytes changed, inserted or dropped, maybe cut or followed."""
+    data = bytearray(draw(pickles))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(data)))
+        kind = draw(st.sampled_from(["set", "insert", "drop"]))
+        byte = draw(st.integers(0, 255))
+        if kind == "set" and at < len(data):
+            data[at] = byte
+        elif kind == "insert":
+            data.insert(at, byte)
+        elif at < len(data):
+            del data[at]
+    if draw(st.booleans()):
+        data = data[:draw(st.integers(0, len(data)))]
+    return bytes(data) + draw(st.binary(max_size=8))
+
+
+@given(st.one_of(ingame_pickles, mutated(ingame_pickles), st.binary(max_size=800)),
+       st.sampled_from([512, 669, 700, 4096]))
+@settings(max_examples=400, deadline=None)
+def test_the_fast_path_gives_the_safe_unpicklers_result_or_none(data, max_request):
+    fast = fast_reading(data, max_request)
+    if fast is not None:
+        assert fast == safe_reading(data, max_request)
+    reader = wire.RequestReader(max_request)  # and next_request, whichever path it takes
+    reader.feed(data)
+    try:
+        got = reader.next_request()
+        result = "wait" if got is None else (repr(got), len(data) - len(reader.buffer))
+    except wire.RefusedRequest as refused:
+        result = "refused", refused.code
+    assert result == safe_reading(data, max_request)
+
+
+@given(mutated(st.builds(client_ingame, st.tuples(st.integers(0, 2000), st.integers(0, 2000)),
+                         st.lists(st.sampled_from(sorted(wire.SCANCODE_KEYS)), max_size=3),
+                         st.sampled_from(["wsad", "arrows"]))))
+@settings(max_examples=300, deadline=None)
+def test_a_mutated_client_pickle_is_read_alike_on_both_paths(data):
+    fast = fast_reading(data, 4096)
+    if fast is not None:
+        assert fast == safe_reading(data, 4096)
