@@ -305,15 +305,14 @@ class Arena:
     # -- the wire's view -----------------------------------------------------------------
 
     def state_fields(self, names: tuple) -> list:
-        """game_state_1's data after "your_side", in the seed's order (22 values)."""
+        """game_state_1's data after "your_side", in the seed's order (22 values), as the
+        arena holds them: unrounded (the classic wire pickles each number as 8 bytes
+        whatever its digits; `messages.state_tail` rounds them as text for JSON lines)."""
         d1, d2 = self.discs[1], self.discs[2]
         h1, h2 = d1.hook_point(), d2.hook_point()
         return [
-            round(self.remaining, 3), self.score[1], self.score[2], names[0], names[1],
-            round(d1.x, 2), round(d1.y, 2), round(d2.x, 2), round(d2.y, 2),
-            round(h1[0], 2), round(h1[1], 2), round(h2[0], 2), round(h2[1], 2),
-            round(d1.dash_cooldown, 2), round(d1.hook_cooldown, 2),
-            round(d2.dash_cooldown, 2), round(d2.hook_cooldown, 2),
-            round(self.ball.x, 2), round(self.ball.y, 2), d1.hooking, d2.hooking,
-            self.tiebreak,
+            self.remaining, self.score[1], self.score[2], names[0], names[1],
+            d1.x, d1.y, d2.x, d2.y, h1[0], h1[1], h2[0], h2[1],
+            d1.dash_cooldown, d1.hook_cooldown, d2.dash_cooldown, d2.hook_cooldown,
+            self.ball.x, self.ball.y, d1.hooking, d2.hooking, self.tiebreak,
         ]

@@ -333,3 +333,49 @@ async def test_a_classic_client_that_leaves_at_any_step_is_not_an_error(core):
                              if m.get("flag") == "end_game_state_1"])
         await task.deferLater(reactor, 0.2, lambda: None)  # the late login reply, if any
     assert errors.lines() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_in_a_match_the_clients_own_input_keeps_every_check(core):
+    """The client's ingame pickle, read by its layout, is still rate limited, its values
+    still checked, and one byte out of the layout still goes to the safe unpickler."""
+    game, clock = make_game(core, rate=5.0, burst=3)
+    classic, json_player = await classic_against_json(game)
+    match = game.matches[0]
+
+    def next_tick():
+        due = game.frames_due
+        while game.frames_due == due:
+            clock.advance(DT / 4)
+
+    with scancode_wrapper_registered() as wrapper:
+        held_d = request("ingame", [(640, 360), pressed(wrapper, "d", "lshift"), "wsad"],
+                         classic.id)
+        nan_mouse = request("ingame", [(float("nan"), 1.0), pressed(wrapper), "wsad"],
+                            classic.id)
+    for payload in (held_d, nan_mouse):  # both on the fast path
+        assert wire.read_ingame(bytearray(payload), 4096) is not None
+    clock.advance(1.0)  # the bucket holds its burst of 3 again
+    classic.replies()
+    classic.proto.dataReceived(held_d)  # 1
+    next_tick()
+    [state] = classic.replies()
+    assert state["flag"] == "game_state_1"
+    assert match.inputs[1].keys == {"d", "lshift"} and match.inputs[1].mouse == (640.0, 360.0)
+    classic.proto.dataReceived(nan_mouse)  # 2: read alike, refused by parse_input at once
+    [bad] = classic.replies()
+    assert bad["flag"] == "change_of_status" and "mouse" in bad["data"][1]
+    assert match.inputs[1].keys == {"d", "lshift"}  # the last good input stays
+    classic.proto.dataReceived(held_d)  # 3: the burst is spent
+    next_tick()
+    assert [g["flag"] for g in classic.replies()] == ["game_state_1"]
+    classic.proto.dataReceived(held_d)  # over the rate: still one reply, at once
+    [over] = classic.replies()
+    assert over["flag"] == "change_of_status" and "too many messages" in over["data"][1]
+    assert game.core.metrics.service("novaglide").errors.get("rate_limited") == 1
+    # the class name one byte off: the safe unpickler refuses it, the connection closes
+    clock.advance(1.0)
+    classic.proto.dataReceived(held_d.replace(b"ScancodeWrapper", b"ScancodeWrappex"))
+    assert classic.transport.disconnecting
+    assert game.core.metrics.service("novaglide").errors.get("forbidden_class") == 1
+    assert not json_player.channel.closed  # the other player is unaffected
