@@ -251,8 +251,10 @@ class ClassicProtocol(protocol.Protocol):
 
     def pump(self) -> None:
         """Hand the next whole request to the handler, once the last one is answered."""
-        if self.pumping:
-            return  # a reply sent from inside the loop below: the loop goes on
+        if self.pumping or not self.reader.buffer:
+            # a reply sent from inside the loop below (the loop goes on), or no request
+            # waiting: the usual case after a reply (called 60 times a second a player)
+            return
         self.pumping = True
         try:
             connection, handler = self.connection, self.handler

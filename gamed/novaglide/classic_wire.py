@@ -207,8 +207,7 @@ def check_request(request) -> ClassicRequest:
 #: `pickle.dumps({"time": datetime, "sender": id, "flag": "ingame", "data": [(x, y),
 #: ScancodeWrapper(bools), scheme]})` as CPython writes it (protocol 4, or 5 from 3.14),
 #: opcode by opcode; only the named parts vary. The alternatives of each variable part
-#: start with distinct opcodes, so a match is unambiguous. The bools between the two
-#: patterns are checked with bytes methods (memchr and memcmp: a regular expression spends
+#: start with distinct opcodes, so a match is unambiguous. The bools after it are checked with bytes methods (memchr and memcmp: a regular expression spends
 #: ~20 instructions a byte on them).
 _NUMBER = rb"K.|M..|J....|G.{8}"  # BININT1, BININT2, BININT, BINFLOAT
 _INGAME_HEAD = re.compile(
@@ -224,10 +223,10 @@ _INGAME_HEAD = re.compile(
     rb"\x8c\x0apygame\.key\x94\x8c\x0fScancodeWrapper\x94\x93\x94\("
     % {b"number": _NUMBER}, re.DOTALL)
 _KEYS_END = b"t"  # TUPLE: the end of the bools
-_INGAME_TAIL = re.compile(
-    rb"t\x94\x85\x94\x81\x94"  # TUPLE MEMOIZE TUPLE1 MEMOIZE NEWOBJ MEMOIZE
-    rb"\x8c(?P<scheme>\x04wsad|\x06arrows)\x94"
-    rb"eu\.")  # APPENDS SETITEMS STOP
+#: what follows the bools, by scheme: TUPLE MEMOIZE TUPLE1 MEMOIZE NEWOBJ MEMOIZE, the
+#: scheme (SHORT_BINUNICODE MEMOIZE), APPENDS SETITEMS STOP
+_INGAME_TAILS = tuple((b"t\x94\x85\x94\x81\x94\x8c%c%s\x94eu." % (len(scheme), scheme),
+                       scheme.decode("ascii")) for scheme in (b"wsad", b"arrows"))
 _FRAME_START = 11  # PROTO (2 bytes) + FRAME (9 bytes): the frame holds the rest
 _NUMBER_OF = {ord("K"): lambda raw: raw[1], ord("M"): lambda raw: raw[1] | raw[2] << 8,
               ord("J"): lambda raw: struct.unpack("<i", raw[1:])[0],
@@ -273,10 +272,12 @@ def read_ingame(buffer, max_request: int):
     # each a NEWTRUE or a NEWFALSE: all NEWFALSE once NEWTRUE is replaced (memchr, memcmp)
     if not _ALL_FALSE.startswith(bools.replace(_NEWTRUE, _NEWFALSE)):
         return None
-    tail = _INGAME_TAIL.match(buffer, stop)
-    if tail is None:
+    for tail, scheme in _INGAME_TAILS:
+        if buffer.startswith(tail, stop):
+            break
+    else:
         return None
-    end = tail.end()
+    end = stop + len(tail)
     if end > max_request or int.from_bytes(head["frame"], "little") != end - _FRAME_START:
         return None
     try:  # unpickling calls datetime.datetime(bytes), which checks them (their month)
@@ -285,8 +286,7 @@ def read_ingame(buffer, max_request: int):
         return None  # the unpickler refuses it, and says why
     x, y = head["x"], head["y"]
     mouse = [_NUMBER_OF[x[0]](x), _NUMBER_OF[y[0]](y)]
-    return (ClassicRequest("ingame", [mouse, _keys_of_bools(bools),
-                                      tail["scheme"][1:].decode("ascii")]), end)
+    return ClassicRequest("ingame", [mouse, _keys_of_bools(bools), scheme]), end
 
 
 # -- replies ------------------------------------------------------------------------------------
