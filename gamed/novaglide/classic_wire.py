@@ -22,8 +22,8 @@ none (tests feed both random and mutated pickles to compare).
 from __future__ import annotations
 
 import datetime
-import functools
 import io
+import itertools
 import math
 import operator
 import pickle
@@ -207,8 +207,9 @@ def check_request(request) -> ClassicRequest:
 #: `pickle.dumps({"time": datetime, "sender": id, "flag": "ingame", "data": [(x, y),
 #: ScancodeWrapper(bools), scheme]})` as CPython writes it (protocol 4, or 5 from 3.14),
 #: opcode by opcode; only the named parts vary. The alternatives of each variable part
-#: start with distinct opcodes, so a match is unambiguous. The bools after it are checked with bytes methods (memchr and memcmp: a regular expression spends
-#: ~20 instructions a byte on them).
+#: start with distinct opcodes, so a match is unambiguous. The key bools after it are
+#: checked with bytes methods (memchr, memcmp: a regular expression spends ~20
+#: instructions a byte on them), then the tail is one of two byte strings.
 _NUMBER = rb"K.|M..|J....|G.{8}"  # BININT1, BININT2, BININT, BINFLOAT
 _INGAME_HEAD = re.compile(
     rb"\x80[\x04\x05]\x95(?P<frame>.{8})"  # PROTO 4|5, FRAME n
@@ -235,25 +236,21 @@ _NEWTRUE, _NEWFALSE = b"\x88", b"\x89"
 _ALL_FALSE = _NEWFALSE * MAX_SCANCODES
 _TRUE = _NEWTRUE[0]
 _KEY_CODES = tuple(code for code, _ in _SCANCODE_ITEMS)
-_key_bytes = operator.itemgetter(*_KEY_CODES)
-_KEY_NAMES = tuple(name for _, name in _SCANCODE_ITEMS)
-_keys_by_bytes: dict = {}  # at most 2**10 entries: every key NEWTRUE or NEWFALSE
+_KEY_CODES_MAX = max(_KEY_CODES)
+_opcodes_at_keys = operator.itemgetter(*_KEY_CODES)
+#: the opcodes at the game's 10 scancodes -> the keys held (all 2**10 combinations)
+_KEYS_BY_OPCODES = {
+    opcodes: tuple(name for (_, name), opcode in zip(_SCANCODE_ITEMS, opcodes)
+                   if opcode == _TRUE)
+    for opcodes in itertools.product((_TRUE, _NEWFALSE[0]), repeat=len(_KEY_CODES))}
 
 
-def _keys_of_bools(bools: bytes) -> list:
+def _keys_of_bools(bools) -> list:
     """The game's keys held, from pygame's pressed-key bools as pickle opcodes."""
     if len(bools) <= _KEY_CODES_MAX:  # fewer scancodes than pygame 2's: key by key
         return [name for code, name in _SCANCODE_ITEMS
                 if code < len(bools) and bools[code] == _TRUE]
-    held = _key_bytes(bools)
-    names = _keys_by_bytes.get(held)
-    if names is None:
-        names = _keys_by_bytes[held] = tuple(
-            name for name, opcode in zip(_KEY_NAMES, held) if opcode == _TRUE)
-    return list(names)
-
-
-_KEY_CODES_MAX = max(_KEY_CODES)
+    return list(_KEYS_BY_OPCODES[_opcodes_at_keys(bools)])
 
 
 def read_ingame(buffer, max_request: int):
@@ -268,7 +265,7 @@ def read_ingame(buffer, max_request: int):
     stop = buffer.find(_KEYS_END, start, start + MAX_SCANCODES + 1)
     if stop < 0:
         return None
-    bools = bytes(buffer[start:stop])
+    bools = buffer[start:stop]
     # each a NEWTRUE or a NEWFALSE: all NEWFALSE once NEWTRUE is replaced (memchr, memcmp)
     if not _ALL_FALSE.startswith(bools.replace(_NEWTRUE, _NEWFALSE)):
         return None
