@@ -1,10 +1,12 @@
 """The classic wire's pure parts: safe unpickling, request shapes, reply shapes and sizes."""
 
+import base64
 import datetime
 import os
 import pickle
 import pickletools
 import subprocess
+import zlib
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -245,6 +247,23 @@ def test_the_clients_ingame_requests_take_the_fast_path_with_the_same_result():
     assert reader.next_request() is None  # the second one is not whole yet
     reader.feed(joined[-1:])
     assert reader.next_request().data == [[1, 2], ["d"], "wsad"] and not reader.buffer
+
+
+#: pickle.dumps of the client's ingame request as pygame 2.6.1 made it (get_pressed() under
+#: SDL's dummy video driver, mouse (0, 0), sender 7), zlib-compressed: data, not its code
+REAL_PYGAME_INGAME = (
+    "eNprYJk6gYkBDGqnaPSwlGTmpk7p4UhJLElFZ06e4szF/oqHSYjbilmFaUrrlKApPWzFqXkpqUVTvNl7WNJyEtOB"
+    "Ipl56YkgjSxAjYlTYqdoeDN4M7RN6eEqqARJ6GWnVk7p4Q9OTsxLzk9JDS9KLCgAGjB5ikbnKBjRoASYpBqB6aa8"
+    "ODFlSmqpHgAvY0rA")
+
+
+def test_real_pygames_bytes_are_the_stand_ins_and_take_the_fast_path():
+    real = zlib.decompress(base64.b64decode(REAL_PYGAME_INGAME))
+    made = client_ingame((0, 0), [], "wsad", sender=7,
+                         time=datetime.datetime(2026, 12, 2, 18, 11, 58, 205826))
+    assert made == real  # the tests' ScancodeWrapper pickles byte for byte as pygame's
+    assert fast_reading(real, 4096) == safe_reading(real, 4096)
+    assert wire.read_ingame(bytearray(real), 4096)[0].data == [[0, 0], [], "wsad"]
 
 
 numbers = st.one_of(st.integers(-2 ** 33, 2 ** 33), st.floats(), st.booleans(), st.none())
