@@ -11,12 +11,13 @@ so `SafeUnpickler` admits exactly those two (the wrapper becomes a plain tuple; 
 never imported) and `RequestReader` caps each request's size. Replies are pickles of plain
 built-ins only, small enough for the client's single `recv(2048)`.
 
-In a match the client sends 60 `ingame` requests a second, each the same 669 bytes but for
-the time, the mouse and the 512 key bools. `read_ingame` recognises exactly that byte
-layout with one regular expression (pure byte matching: nothing is loaded, nothing named is
-looked up) and reads the keys from it; anything else, however slightly different, goes to
-`SafeUnpickler` and `check_request` as before. It gives the very result they would give, or
-none (tests feed both random and mutated pickles to compare).
+In a match the client sends 60 `ingame` requests a second, each the same ~670 bytes but
+for the time, the mouse and the 512 key bools. `read_ingame` recognises exactly that byte
+layout (a regular expression over its opcodes, bytes methods over its key bools: pure byte
+matching, nothing is loaded, nothing named is looked up) and reads the keys from it;
+anything else, however slightly different, goes to `SafeUnpickler` and `check_request` as
+before. It gives the very result they would give, or none (tests feed both random and
+mutated pickles to compare).
 """
 
 from __future__ import annotations
