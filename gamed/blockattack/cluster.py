@@ -134,6 +134,10 @@ class Forwarding:
         other = taken[theirs]
         if other.get("node") == self.node:
             return None  # both here: the service pairs them itself
+        if not self.cluster.is_up(other.get("node")):
+            # its node is gone (its entries are being purged): this player waits on
+            yield self.queue.join(GAME, mine, taken[mine])
+            return None
         address = RemoteAddress(other["node"], other["host"], other["port"])
         # that node forwards its player's datagrams here from now on
         self.bus.publish("blockattack.route", {"a": [other["host"], other["port"]],

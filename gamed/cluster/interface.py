@@ -132,6 +132,11 @@ class Cluster(Protocol):
         """callback() each time this node is back in the cluster after a cut (messages
         sent to it meanwhile were lost: a game brings its players up to date)."""
 
+    def is_up(self, node: str) -> bool:
+        """`node` is this one or another node this node sees alive (a node just started
+        may not be seen for up to one heartbeat; a gone node is not, until it joins
+        again): what to pair with a player of it is to be held on."""
+
     def on_node_gone(self, callback: NodeGoneCallback) -> None:
         """callback(node) once when another node is gone: it left (drained), died (its
         heartbeat timed out), restarted (a new run under the same name), or this node

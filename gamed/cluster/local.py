@@ -155,5 +155,8 @@ class LocalCluster(service.Service):
     def on_rejoined(self, callback: Callable[[], None]) -> None:
         """One node is never cut off from itself."""
 
+    def is_up(self, node: str) -> bool:
+        return node == self.node
+
     def on_node_gone(self, callback: Callable[[str], None]) -> None:
         """There is no other node to lose."""

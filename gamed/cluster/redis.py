@@ -444,6 +444,9 @@ class RedisCluster(service.Service):
     def on_node_gone(self, callback) -> None:
         self._gone_callbacks.append(callback)
 
+    def is_up(self, node: str) -> bool:
+        return node == self.node or node in self.live
+
     # -- other nodes coming and going ------------------------------------------------------
 
     def heard(self, node: str, incarnation: Optional[str]) -> None:

@@ -56,6 +56,7 @@ class NovaglideCluster:
     def __init__(self, game, cluster):
         self.game = game
         self.node = cluster.node
+        self.cluster = cluster
         self.bus = cluster.bus
         self.queue = cluster.queue
         self.remote_match: dict = {}  # account id -> node running its match
@@ -124,6 +125,8 @@ class NovaglideCluster:
             if not all(entries[key].get("portable", True) for key in keys) and not all(
                     entries[key].get("node") == self.node for key in keys):
                 continue  # a classic-wire player plays on its own node only
+            if not all(self.cluster.is_up(entries[key].get("node")) for key in keys):
+                continue  # a node gone (its entries are being purged) or not seen yet
             taken = yield self.queue.take(GAME, keys)
             if taken is None:
                 continue  # another node paired one of them first
@@ -133,6 +136,9 @@ class NovaglideCluster:
             if None in links or game.draining:
                 continue  # an account vanished meanwhile: both may queue again
             match = game.start_match(links[0], links[1], first.rating, second.rating)
+            for side, link in match.links.items():
+                if isinstance(link, RemoteLink) and not self.cluster.is_up(link.node):
+                    game.seat_dropped(match, side)  # its node went while this was paired
             for link in links:
                 game.queue.remove(link.account.id)
                 if isinstance(link, RemoteLink):
