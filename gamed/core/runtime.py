@@ -46,6 +46,8 @@ class Core:
     shared_sockets: dict = attrs.Factory(dict)
     #: in a worker: the node names of every worker of this server (its own included)
     workers: tuple = ()
+    #: in a worker: hands client connections to the other workers (gamed/workers/handoff.py)
+    handoff: Any = None
 
     def stream_listeners(self, service_name: str, endpoint: str,
                          handler_factory: HandlerFactory, limits: StreamLimits,

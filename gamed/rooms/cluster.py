@@ -81,6 +81,8 @@ class RoomsTunnels:
         self.directory = cluster.directory
         self.outgoing: dict = {}  # tunnel id -> RoomsConnection here (its room elsewhere)
         self.incoming: dict = {}  # (node, tunnel id) -> RoomsConnection served here
+        #: with workers: hands a connection to the room's worker (gamed/rooms/handoff.py)
+        self.handoff = None
         for topic, handler in (("rooms.open", self._open), ("rooms.in", self._in),
                                ("rooms.close", self._close), ("rooms.out", self._out),
                                ("rooms.kill", self._kill)):
@@ -154,6 +156,12 @@ class RoomsTunnels:
             if node is None or node == self.node:
                 self._stay(connection, request)
                 return
+            if self.handoff is not None and self.handoff.give(  # a worker of this server
+                    connection, node, request, lambda: tunnel_to(node)):
+                return
+            tunnel_to(node)
+
+        def tunnel_to(node):
             tunnel.node = node
             self.outgoing[tunnel.id] = connection
             player = connection.player

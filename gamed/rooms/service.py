@@ -446,6 +446,10 @@ def make_service(core, settings: RoomsSettings = None) -> service.IService:
                                           core.config.shutdown.grace_period),
                          cluster=getattr(core, "cluster", None))
     rooms.setServiceParent(top)
+    if rooms.tunnels is not None and getattr(core, "handoff", None) is not None:
+        from gamed.rooms.handoff import RoomsHandoff
+
+        rooms.tunnels.handoff = RoomsHandoff(rooms, core.handoff, core.endpoints)
     core.live.register("rooms", GameMonitor(count=lambda: len(rooms.lobby.rooms)))
     for listener in (
             core.stream_listeners("rooms", settings.websocket, rooms.handler, settings,

@@ -116,7 +116,7 @@ class Supervisor(service.Service):
         self.stream_ports: list = []  # (description, port) bound here
         self.udp_sockets: list = []  # (description, socket) holding the port until ready
         self.shared: list[SharedSocket] = []
-        self.metrics_dir = ""
+        self.run_dir = ""
         self.stopping = False
         self.all_ready = False
 
@@ -149,8 +149,9 @@ class Supervisor(service.Service):
         if not self.stream_ports and not self.udp_sockets:
             self.privilegedStartService()
         service.Service.startService(self)
-        # the workers' metrics, each one's latest written here (gamed/workers/metrics.py)
-        self.metrics_dir = tempfile.mkdtemp(prefix="gamed-metrics-")
+        # the workers' latest metrics (gamed/workers/metrics.py) and the Unix sockets they
+        # hand connections over on (gamed/workers/handoff.py)
+        self.run_dir = tempfile.mkdtemp(prefix="gamed-workers-")
         log.info("supervisor: starting {count} workers ({names})", count=len(self.workers),
                  names=", ".join(self.names))
         for worker in self.workers:
@@ -158,7 +159,7 @@ class Supervisor(service.Service):
 
     def spec(self, worker: Worker) -> dict:
         return {"index": worker.index, "node": worker.name, "nodes": self.names,
-                "options": self.worker_options, "metrics_dir": self.metrics_dir,
+                "options": self.worker_options, "run_dir": self.run_dir,
                 "sockets": [attrs.asdict(shared) for shared in self.shared]}
 
     def spawn(self, worker: Worker) -> None:
@@ -258,8 +259,8 @@ class Supervisor(service.Service):
         for _, sock in self.udp_sockets:
             sock.close()
         self.stream_ports, self.udp_sockets = [], []
-        if self.metrics_dir:
-            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        if self.run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
         return None
 
 

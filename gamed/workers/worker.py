@@ -74,6 +74,7 @@ def run(spec: dict) -> None:
 
     from gamed.core.config import ConfigError, set_option
     from gamed.tap import Options, build_services, make_core, options_to_config
+    from gamed.workers.handoff import Handoff
     from gamed.workers.metrics import WorkerMetrics
     from gamed.workers.sockets import SharedSocket
 
@@ -93,12 +94,14 @@ def run(spec: dict) -> None:
     stop = Stopper(reactor)
     link = ToSupervisor(reactor, stop)
     reactor.adoptStreamConnection(CONTROL_FD, socket.AF_UNIX, ToSupervisorFactory(link))
-    metrics = WorkerMetrics(spec["node"], spec["metrics_dir"], reactor)
+    metrics = WorkerMetrics(spec["node"], spec["run_dir"], reactor)
     core = make_core(reactor, config, metrics)
     core.workers = tuple(spec["nodes"])
     core.shared_sockets = {shared.description: shared for shared in shared_sockets}
+    core.handoff = Handoff(reactor, spec["node"], spec["nodes"], spec["run_dir"])
     top = build_services(core, notify=link.notify)
     metrics.snapshot_service().setServiceParent(top)
+    core.handoff.service().setServiceParent(top)
     top.privilegedStartService()
     top.startService()
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)

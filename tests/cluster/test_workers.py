@@ -139,27 +139,50 @@ def rooms_login(daemon, name):
     return client, client.wait("login_response")["playerId"]
 
 
-def test_a_room_spans_two_workers(server):
+def rooms_on(daemon, worker):
+    """{worker: rooms lines connections} read from /metrics."""
+    text = urllib_get(daemon, "/metrics")
+    found = re.search(r'gamed_connections\{service="rooms",transport="lines",worker="%s"\} '
+                      r'(\S+)' % worker, text)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_player_joining_a_room_of_another_worker_is_handed_over_there(server):
     host, host_id = on_worker(server, W0, lambda: rooms_login(server, "hostwk"))
     guest, guest_id = on_worker(server, W1, lambda: rooms_login(server, "guestwk"))
     # rooms players are no accounts: the workers' connection gauges show where they are
-    wait_for(lambda: all(re.search(r'gamed_connections\{service="rooms",transport="lines",'
-                                   r'worker="%s"\} 1.0' % w, urllib_get(server, "/metrics"))
-                         for w in (W0, W1)), "host on w0, guest on w1")
+    wait_for(lambda: rooms_on(server, W0) == 1.0 and rooms_on(server, W1) == 1.0,
+             "host on w0, guest on w1")
     host.send({"id": 1, "type": "room_create"})
     invite = host.wait("room_create_response")["inviteId"]
-    guest.send({"id": 2, "type": "room_join", "inviteId": invite})
+    # the join and a frame right behind it, in one write: both reach the room's worker
+    guest.sock.sendall(json.dumps({"id": 2, "type": "room_join", "inviteId": invite}).encode()
+                       + b'\n{"id": 3, "type": "room_leave"}\n{"id": 4, "type": "room_j')
+    joined = guest.wait("room_join_response")
+    assert joined["result"] == "ok", joined
+    assert [p["id"] for p in joined["players"]] == [host_id, guest_id]
+    assert guest.wait("room_leave_response")["result"] == "ok"
+    guest.send_text('oin", "inviteId": "%s"}' % invite)  # the rest of the cut line
     assert guest.wait("room_join_response")["result"] == "ok"
+    # the guest's socket is served by w0 now (handed over, not tunnelled)
+    wait_for(lambda: rooms_on(server, W0) == 2.0 and rooms_on(server, W1) == 0.0,
+             "the guest's connection on w0")
+    assert "%s handed over to worker %s" % (guest_id, W0) in server.log()
     host.send({"id": 2, "type": "room_start", "connectionType": "server_broadcast"})
     for client in (host, guest):
         start = client.wait("event_room_start")
-        client.send({"id": 3, "type": "event_room_start_ack", "requestId": start["id"]})
+        client.send({"id": 9, "type": "event_room_start_ack", "requestId": start["id"]})
     for n in range(10):
         guest.send_text('{"n":%d}' % n)
+        host.send_text('{"m":%d,"sender":"forged"}' % n)
     for n in range(10):
         assert host.recv_text() == '{"sender":"%s","n":%d}' % (guest_id, n)
-    host.sock.close()
+    for n in range(10):
+        assert guest.recv_text() == '{"sender":"%s","m":%d}' % (host_id, n)
     guest.sock.close()
+    left = json.loads(host.recv_text()[1:])
+    assert left["type"] == "player_left" and left["player"] == guest_id
+    host.sock.close()
 
 
 class UdpPlayer:
