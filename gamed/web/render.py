@@ -188,11 +188,20 @@ def write_html(request, env: jinja2.Environment, answer, extra: Optional[dict] =
     request.finish()
 
 
+BUSY = PageError(503, "Busy", "Too many pages are being made right now: try again in a "
+                              "second.")
+_busy_pages: dict = {}  # Environment -> Rendered: the 503 page, rendered once
+
+
 def refused_html(request, env: jinja2.Environment) -> None:
-    """503 with Retry-After: too many pages are being built (gamed.web.gate)."""
+    """503 with Retry-After: too many pages are being built (gamed.web.gate). Rendered
+    once: refusing must stay cheap when the daemon is busiest."""
+    answer = error_html(BUSY)
+    rendered = _busy_pages.get(env)
+    if rendered is None:
+        rendered = _busy_pages[env] = Rendered(render_html(env, answer))
     request.setHeader(b"retry-after", b"1")
-    write_html(request, env, error_html(PageError(
-        503, "Busy", "Too many pages are being made right now: try again in a second.")))
+    write_html(request, env, answer, rendered=rendered)
 
 
 def error_html(error: PageError) -> Html:

@@ -14,6 +14,14 @@
     });
   }
   function poll() {
+    if (document.hidden) {  // a tab in the background asks nothing; shown again, it asks
+      document.addEventListener("visibilitychange", function shown() {
+        if (document.hidden) { return; }
+        document.removeEventListener("visibilitychange", shown);
+        poll();
+      });
+      return;
+    }
     fetch("/api/live", {cache: "no-store"})
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
       .then(function (body) { show(body.games); })
