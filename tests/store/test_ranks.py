@@ -78,3 +78,62 @@ async def test_a_deleted_account_leaves_the_index_at_its_next_full_read(database
     got, counts = await index_ranks(database, index, [b, c])
     assert counts["chess"] == 2 and got == await exact_ranks(database, [b, c])
     assert got[("chess", b.id)] == before[("chess", b.id)] - 1
+
+
+def test_a_match_committed_after_a_higher_one_is_ranked_within_a_second(database_url):
+    """PostgreSQL takes a match's id before commit: match N may become visible after
+    N + 1. The index's marker has then passed it; the once-a-second look back finds it."""
+    import pytest
+
+    from gamed.store.database import Cursor, blocking_connect, run_blocking
+    from gamed.store.engines import create_engine
+    from gamed.store.migrations import migrate
+    from gamed.store.ratings import record_match_txn
+
+    engine = create_engine(database_url)
+    if engine.name == "sqlite":
+        pytest.skip("SQLite has one writer: ids commit in order")
+    run_blocking(engine, migrate)
+
+    def create(cur):
+        return [cur.insert("INSERT INTO accounts (name, name_key, is_guest, banned, created_at)"
+                           " VALUES (?, ?, 0, 0, '2026-01-01')", (n, n)) for n in "abcd"]
+
+    a, b, c, d = run_blocking(engine, create)
+
+    def result(winner, loser):
+        return MatchResult("chess", [MatchPlayer(winner, "win"), MatchPlayer(loser, "loss")],
+                           "done", k_factor=20.0)
+
+    now = [100.0]
+    index = RankIndex(full_every=3600.0, clock=lambda: now[0])
+    reader = blocking_connect(engine)
+
+    def ranks():
+        def read(cur):
+            index.refresh(cur)
+            return {x: index.rank("chess", *cur.execute(
+                "SELECT rating, account_id FROM ratings WHERE account_id = ? AND game = ?",
+                (x, "chess")).fetchone()) for x in (a, b, c, d)
+                if cur.scalar("SELECT 1 FROM ratings WHERE account_id = ? AND game = ?",
+                              (x, "chess"))}
+
+        return run_blocking(engine, read, connection=reader)
+
+    run_blocking(engine, lambda cur: record_match_txn(cur, result(a, b), "t"))
+    assert ranks() == {a: 1, b: 2}
+    slow = blocking_connect(engine)  # match N: its id taken, not committed yet
+    slow_cur = Cursor(slow.cursor(), engine)
+    record_match_txn(slow_cur, result(d, a), "t")
+    run_blocking(engine, lambda cur: record_match_txn(cur, result(c, b), "t"))  # N + 1
+    now[0] += 0.1
+    assert set(ranks()) == {a, b, c}  # N + 1 is in; N is not visible yet
+    slow.commit()
+    now[0] += 0.1
+    exact = run_blocking(engine, lambda cur: {x: rank_txn(cur, x, "chess")
+                                              for x in (a, b, c, d)})
+    assert ranks() != exact  # committed below the marker: not in the index yet
+    now[0] += 1.0
+    assert ranks() == exact  # the look back found it
+    slow.close()
+    reader.close()
