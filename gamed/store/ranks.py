@@ -71,6 +71,11 @@ class RankIndex:
                 return None
             return bisect.bisect_left(keys, (-float(rating), account_id)) + 1
 
+    def page(self, game: str, offset: int, limit: int) -> list:
+        """The account ids at ranks offset+1 .. offset+limit, in order."""
+        with self._lock:
+            return [key[1] for key in self._keys.get(game, ())[offset:offset + limit]]
+
     def count(self, game: str) -> int:
         """How many players have a rating in `game`."""
         return len(self._keys.get(game, ()))

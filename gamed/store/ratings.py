@@ -225,6 +225,25 @@ def leaderboard_txn(cur: Cursor, game: str, limit: int, offset: int) -> list:
                            row[4], row[5]) for i, row in enumerate(rows)]
 
 
+def ranked_leaderboard_txn(cur: Cursor, ranks, game: str, limit: int, offset: int) -> list:
+    """leaderboard_txn's rows, the page's players taken from a RankIndex: OFFSET read
+    that many index entries first (9.6 ms for the last page of 10k players on SQLite);
+    here the page's own rows by their keys. An account deleted since the index's last
+    full read is left out."""
+    ranks.refresh(cur)
+    ids = ranks.page(game, offset, limit)
+    if not ids:
+        return []
+    found = {row[0]: row for row in cur.execute(
+        "SELECT r.account_id, a.name, r.rating, r.wins, r.losses, r.draws"
+        " FROM ratings r JOIN accounts a ON a.id = r.account_id"
+        " WHERE r.game = ? AND r.account_id IN (%s)" % ",".join("?" * len(ids)),
+        [game, *ids]).fetchall()}
+    return [LeaderboardRow(offset + i + 1, row[0], row[1], float(row[2]), row[3], row[4],
+                           row[5]) for i, row in ((i, found.get(x)) for i, x in enumerate(ids))
+            if row is not None]
+
+
 _MATCH = ("SELECT m.id, m.game, m.started_at, m.ended_at, m.reason, m.ranked, m.details"
           " FROM matches m")
 
@@ -361,8 +380,11 @@ class RatingStore:
                                              self._now_iso())
 
     def leaderboard(self, game: str, limit: int = 10, offset: int = 0) -> defer.Deferred:
-        return self.database.run_read("leaderboard", leaderboard_txn, game, limit,
-                                      offset)
+        if self.ranks is None:
+            return self.database.run_read("leaderboard", leaderboard_txn, game, limit,
+                                          offset)
+        return self.database.run_read("leaderboard", ranked_leaderboard_txn, self.ranks,
+                                      game, limit, offset)
 
     def rank(self, account_id: int, game: str) -> defer.Deferred:
         if self.ranks is None:

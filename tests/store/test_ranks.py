@@ -54,6 +54,9 @@ async def test_index_ranks_match_sql_counts_as_matches_are_recorded(database):
             for game in GAMES:
                 assert counts[game] == sum(1 for (g, _), r in got.items()
                                            if g == game and r is not None)
+                for offset in (0, 2, 5):  # the pages' leaderboard, read through the index
+                    assert (await RatingStore(database, ranks=index).leaderboard(
+                        game, 3, offset)) == await ratings.leaderboard(game, 3, offset)
     assert index._next_full > 0  # the full read happened once; the rest were increments
 
 
