@@ -41,9 +41,14 @@ class Channel(Protocol):
         """Count a refused frame and answer it through the handler's `frame_refused`."""
 
 
+#: json.dumps with these options builds a JSONEncoder per call: one, built once, does the
+#: same (the same text, the same errors) for about a microsecond less per message
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode(message: Any) -> str:
     """The one JSON encoding every service sends: compact, UTF-8, no NaN."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(message)
 
 
 class PreparedText:

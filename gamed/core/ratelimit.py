@@ -18,12 +18,19 @@ class TokenBucket:
         self.stamp = now()
 
     def take(self, cost: float = 1.0) -> bool:
-        current = self.now()
-        self.tokens = min(self.burst, self.tokens + (current - self.stamp) * self.rate)
+        return self.take_at(self.now(), cost)
+
+    def take_at(self, current: float, cost: float = 1.0) -> bool:
+        """`take` at a time the caller has read already (a connection reads it once per
+        frame, for its idle timer too)."""
+        tokens = self.tokens + (current - self.stamp) * self.rate
+        if tokens > self.burst:
+            tokens = self.burst
         self.stamp = current
-        if self.tokens >= cost:
-            self.tokens -= cost
+        if tokens >= cost:
+            self.tokens = tokens - cost
             return True
+        self.tokens = tokens
         return False
 
 

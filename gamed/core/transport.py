@@ -210,9 +210,9 @@ class Connection:
         if self.closed:
             return False
         endpoint = self.endpoint
-        self.last_activity = endpoint.clock.seconds()
+        self.last_activity = now = endpoint.clock.seconds()
         endpoint.stats.messages_in += 1
-        if not self.bucket.take():
+        if not self.bucket.take_at(now):
             # refusals count toward a flood close while they keep coming; after a pause
             # long enough to refill the bucket, an occasional burst starts from zero
             now = self.last_activity

@@ -24,6 +24,24 @@ def test_token_bucket_refills_up_to_burst():
     assert sum(bucket.take() for _ in range(10)) == 3
 
 
+@given(rate=st.floats(0, 1e7), burst=st.integers(0, 10 ** 7),
+       steps=st.lists(st.tuples(st.floats(0, 100), st.sampled_from([1.0, 0.5, 3.0]))))
+def test_take_at_is_the_token_bucket_of_its_first_version(rate, burst, steps):
+    """take_at (the time read by the caller) gives what `take` gave before it existed."""
+    now = Now()
+    bucket = TokenBucket(rate, burst, now)
+    tokens, stamp = float(burst), 0.0
+    for delay, cost in steps:
+        now.t += delay
+        tokens = min(float(burst), tokens + (now.t - stamp) * float(rate))
+        stamp = now.t
+        expected = tokens >= cost
+        if expected:
+            tokens -= cost
+        assert bucket.take_at(now.t, cost) is expected
+        assert bucket.tokens == tokens
+
+
 def test_leaky_buckets_per_key():
     now = Now()
     buckets = LeakyBuckets(capacity=2, rate=1, now=now)
