@@ -82,6 +82,13 @@ def start_reference_server(script: str, kind: str):
     raise RuntimeError("%s reference server %r did not start" % (script, kind))
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    with open("/proc/%d/stat" % pid) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # -- same-run comparison: interleaved rounds, a quiet machine before each, medians -----------
 
 def cpu_busy(seconds: float = 1.0) -> float:

@@ -23,7 +23,9 @@ transaction, through twisted.enterprise.adbapi) followed by a match_update frame
 gamed's size to both players; it checks no rules (its board stays one mark, which the
 bots read exactly as they read gamed's). The reference and gamed run alternately,
 `--rounds` times, each after a wait for a quiet machine; printed are each round, the
-medians, and gamed's moves/s and p99 as ratios of the reference's.
+medians, and gamed's moves/s and p99 as ratios of the reference's, and the ratio of the
+servers' CPU per move over the measured window (its threads included): the figure the
+host's load changes least, to judge a change to the per-message path.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from support import free_port, launch  # noqa: E402
+from support import free_port, launch, process_cpu_seconds  # noqa: E402
 
 
 
@@ -424,6 +426,11 @@ def run(kind: str, args, target: str = "gamed") -> dict:
             for i, n in enumerate(per_worker) if n]
         for p in procs:
             p.start()
+        # the server's CPU over the measured window (the workers' own, after their warm-up)
+        time.sleep(args.warmup)
+        cpu_start = process_cpu_seconds(proc.pid)
+        time.sleep(args.seconds)
+        cpu_spent = process_cpu_seconds(proc.pid) - cpu_start
         results = [queue.get(timeout=args.seconds + args.warmup + 60) for _ in procs]
         for p in procs:
             p.join(10)
@@ -439,6 +446,8 @@ def run(kind: str, args, target: str = "gamed") -> dict:
         "latency_ms_p99": round(1000 * percentile(latencies, 99), 2),
         "latency_ms_max": round(1000 * max(latencies), 2) if latencies else None,
         "client_errors": sum(r["errors"] for r in results),
+        # load-insensitive: the server's CPU per move measured (its threads included)
+        "server_cpu_us_per_move": round(1e6 * cpu_spent / max(1, sum(r["moves"] for r in results)), 1),
     }
     if target == "gamed":
         stored = count_moves(url)
@@ -484,7 +493,8 @@ def main(argv=None) -> int:
         summary = {"database": kind}
         for label, runs in results.items():
             summary[label] = {key: median([r[key] for r in runs]) for key in
-                              ("moves_per_second", "latency_ms_p50", "latency_ms_p99")}
+                              ("moves_per_second", "latency_ms_p50", "latency_ms_p99",
+                               "server_cpu_us_per_move")}
             summary[label]["client_errors"] = sum(r["client_errors"] for r in runs)
         durable = all(r["every_move_durable"] for r in results["gamed"])
         summary["gamed"]["every_move_durable"] = durable
@@ -499,11 +509,16 @@ def main(argv=None) -> int:
             summary["round_ratios_moves_per_second"] = [
                 round(g["moves_per_second"] / r["moves_per_second"], 3)
                 for g, r in zip(results["gamed"], results["reference"])]
+            summary["ratio_server_cpu_per_move"] = round(
+                ours["server_cpu_us_per_move"] / ref["server_cpu_us_per_move"], 3)
             print("%s medians: gamed %.0f moves/s p99 %.1f ms; reference %.0f moves/s p99 "
-                  "%.1f ms; gamed/reference: moves/s %.2f (goal >= 0.50), p99 %.2f (goal <= 2)"
+                  "%.1f ms; gamed/reference: moves/s %.2f (goal >= 0.50), p99 %.2f (goal <= 2), "
+                  "server CPU per move %.2f (%.0f / %.0f us)"
                   % (kind, ours["moves_per_second"], ours["latency_ms_p99"],
                      ref["moves_per_second"], ref["latency_ms_p99"],
-                     summary["ratio_moves_per_second"], summary["ratio_latency_p99"]))
+                     summary["ratio_moves_per_second"], summary["ratio_latency_p99"],
+                     summary["ratio_server_cpu_per_move"], ours["server_cpu_us_per_move"],
+                     ref["server_cpu_us_per_move"]))
         print(json.dumps(summary), flush=True)
     return 0 if ok else 1
 
