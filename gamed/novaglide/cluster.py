@@ -61,6 +61,8 @@ class NovaglideCluster:
         self.queue = cluster.queue
         self.remote_match: dict = {}  # account id -> node running its match
         self.forwarded: dict = {}  # account id -> (last input forwarded, when)
+        #: with workers: hands a player to its match's worker (gamed/novaglide/handoff.py)
+        self.handoff = None
         topics = {"novaglide.state": self._state, "novaglide.end": self._end,
                   "novaglide.send": self._send, "novaglide.matched": self._matched,
                   "novaglide.input": self._input, "novaglide.gone": self._gone,
@@ -191,6 +193,8 @@ class NovaglideCluster:
         self.remote_match[account_id] = sender
         self.forwarded.pop(account_id, None)
         self.game.queue.remove(account_id)
+        if self.handoff is not None:  # a worker of this server: the player goes there
+            self.handoff.give(account_id, sender)
 
     def _state(self, message: dict, sender: str) -> None:
         connection = self._connection(message, sender)

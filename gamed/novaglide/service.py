@@ -700,6 +700,10 @@ def make_service(core, clock=None, settings=None) -> service.IService:
     game = NovaglideGame(core, settings, clock)
     game.setServiceParent(top)
     top.game = game
+    if game.cluster is not None and getattr(core, "handoff", None) is not None:
+        from gamed.novaglide.handoff import NovaglideHandoff
+
+        game.cluster.handoff = NovaglideHandoff(game, core.handoff, core.endpoints)
     core.live.register(GAME, GameMonitor(
         count=lambda: len(game.matches),
         running=lambda: [RunningMatch(GAME, str(m.id), tuple(m.names)) for m in game.matches],

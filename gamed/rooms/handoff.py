@@ -35,9 +35,10 @@ class RoomsHandoff:
         tcp = getattr(channel, "_tcp", None)
         proto = getattr(tcp, "protocol", None)
         if (not isinstance(proto, JsonLinesProtocol) or getattr(channel, "outbox", None)
-                or not self.handoff.can_give(node, tcp)):
+                or getattr(channel, "closed", True) or not self.handoff.can_give(node, tcp)):
             return False
         player = connection.player
+        channel.closed = True  # nothing more is written here: the socket is leaving
         header = {"join": request, "waiting": list(connection.tunnel.waiting),
                   "rest": proto._buffer.decode("latin-1"), "profile": {
                       "id": player.id, "username": player.username, "avatar": player.avatar,
@@ -51,6 +52,7 @@ class RoomsHandoff:
         def failed(reason):
             log.warn("rooms: handing {player_id} over to {node} failed ({error}); tunnelled",
                      player_id=player.id, node=node, error=reason.getErrorMessage())
+            channel.closed = False
             tcp.startReading()
             fallback()
 

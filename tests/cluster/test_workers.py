@@ -125,6 +125,12 @@ def test_novaglide_players_on_two_workers(server):
               for c in (ann, bob)]
     assert {states[0]["data"][0], states[1]["data"][0]} == {1, 2}
     assert states[0]["data"][4:6] == states[1]["data"][4:6]  # one match, both names
+    # the player of the other worker was handed over to the match's: both play there
+    wait_for(lambda: nodes_of(server, "ann_wn") == nodes_of(server, "bob_wn")
+             and len(nodes_of(server, "ann_wn")) == 1, "both on the match's worker")
+    assert re.search(r"novaglide: (ann|bob)_wn handed over to worker srv-w[01]", server.log())
+    for client in (ann, bob):  # and the states go on reaching both
+        read_until(client, lambda m: m.get("flag") == "game_state_1", "a state")
     bob.close()  # past the rejoin grace ann wins, recorded once
     end = read_until(ann, lambda m: m.get("flag") == "end_game_state_1", "the end")
     assert end["data"][1] == "ann_wn"
