@@ -32,15 +32,12 @@ class NovaglideHandoff:
     def give(self, account_id: int, node: str) -> bool:
         """Hand the account's connection here to worker `node`, which runs its match;
         False when it stays remote."""
-        from gamed.core.lines import JsonLinesProtocol
-
         connection = self.game.online.get(account_id)
         channel = getattr(connection, "channel", None)
-        tcp = getattr(channel, "_tcp", None)
-        proto = getattr(tcp, "protocol", None)
-        if (not isinstance(proto, JsonLinesProtocol) or getattr(channel, "outbox", None)
-                or getattr(channel, "closed", True) or not self.handoff.can_give(node, tcp)):
+        lines = self.handoff.lines_connection(channel, node)
+        if lines is None:
             return False
+        tcp, proto = lines
         account = connection.account
         nova = self.game.cluster
         nova.remote_match.pop(account_id, None)  # no "gone" for the match when it closes

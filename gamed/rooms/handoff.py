@@ -29,14 +29,11 @@ class RoomsHandoff:
     def give(self, connection, node: str, request: dict, fallback) -> bool:
         """Hand `connection` to worker `node` for its room_join `request`; False when it
         cannot be (the caller tunnels it). `fallback()` tunnels it after a failed try."""
-        from gamed.core.lines import JsonLinesProtocol
-
         channel = connection.channel
-        tcp = getattr(channel, "_tcp", None)
-        proto = getattr(tcp, "protocol", None)
-        if (not isinstance(proto, JsonLinesProtocol) or getattr(channel, "outbox", None)
-                or getattr(channel, "closed", True) or not self.handoff.can_give(node, tcp)):
+        lines = self.handoff.lines_connection(channel, node)
+        if lines is None:
             return False
+        tcp, proto = lines
         player = connection.player
         channel.closed = True  # nothing more is written here: the socket is leaving
         header = {"join": request, "waiting": list(connection.tunnel.waiting),

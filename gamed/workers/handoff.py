@@ -104,6 +104,19 @@ class Handoff:
         return (node in self.siblings and getattr(transport, "socket", None) is not None
                 and not getattr(transport, "TLS", False) and unsent_bytes(transport) == 0)
 
+    def lines_connection(self, channel, node: str):
+        """The TCP transport and JSON-lines protocol behind a game's `channel` when its
+        connection can go to worker `node` (JSON lines, open, nothing queued or unsent);
+        None when it cannot (a WebSocket's framing state lives in autobahn: it stays)."""
+        from gamed.core.lines import JsonLinesProtocol
+
+        tcp = getattr(channel, "_tcp", None)
+        proto = getattr(tcp, "protocol", None)
+        if (not isinstance(proto, JsonLinesProtocol) or getattr(channel, "outbox", None)
+                or getattr(channel, "closed", True) or not self.can_give(node, tcp)):
+            return None
+        return tcp, proto
+
     def give(self, node: str, transport, kind: str, header: dict) -> defer.Deferred:
         """Send the connection to `node` (the caller has stopped reading it); fires once
         it is on its way. The local transport is then closed without a shutdown."""
