@@ -57,6 +57,13 @@ if removed == 1 then redis.call('SET', KEYS[4], '1', 'PX', ARGV[2]) end
 return removed
 """
 
+#: end a run's heartbeat now: delete the key only while it still holds that run's
+#: incarnation (a new run under the same name may have beaten already)
+END_RUN_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 class RedisPresence(LocalPresence):
     """This node's sessions (as LocalPresence) plus a mirror of every other node's."""
@@ -674,9 +681,22 @@ class RedisCluster(service.Service):
                 continue
         self.presence.replace_node(node, accounts, seq)
 
+    def node_ended(self, node: str) -> defer.Deferred:
+        """`node`'s process is known to have ended (a worker whose supervisor saw it
+        die): bury it now instead of after the heartbeat timeout, so its players are free
+        and `/healthz` says so at once. Every surviving worker is told; the burial happens
+        once (BURY_SCRIPT), and only the dead run's heartbeat is ended (END_RUN_SCRIPT)."""
+        incarnation = self.incarnations.get(node)
+        if node == self.node or incarnation is None or not self.link.up:
+            return defer.succeed(None)  # not known here: the heartbeat timeout buries it
+        d = self.link.call("EVAL", END_RUN_SCRIPT, 1, self.key("node", node), incarnation)
+        d.addCallback(lambda ended: self._bury(node, "ended") if int(ended) else None)
+        d.addErrback(self.write_failed, "burying %s" % node)
+        return d
+
     @defer.inlineCallbacks
-    def _bury(self, node: str):
-        """A node whose heartbeat expired: forget its players everywhere."""
+    def _bury(self, node: str, why: str = "missed its heartbeats"):
+        """A node whose heartbeat expired (or ended): forget its players everywhere."""
         call = self.link.call
         tombstone_ms = int(max(60.0, 10 * self.settings.timeout) * 1000)
         removed = yield call("EVAL", BURY_SCRIPT, 4, self.key("node", node), self.key("nodes"),
@@ -684,8 +704,7 @@ class RedisCluster(service.Service):
                              tombstone_ms)
         if int(removed) < 0:
             return  # it beat again meanwhile
-        log.warn("cluster: node {node} missed its heartbeats; forgetting its players",
-                 node=node)
+        log.warn("cluster: node {node} {why}; forgetting its players", node=node, why=why)
         yield self.queue.purge(node, self.games)
         yield self.directory.purge(node, self.games)
         self.forget_node(node)

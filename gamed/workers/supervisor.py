@@ -60,8 +60,16 @@ class ControlLine(LineOnlyReceiver):
     def __init__(self, worker: "Worker"):
         self.worker = worker
 
+    def connectionMade(self):
+        self.worker.control = self
+
     def lineReceived(self, line: bytes) -> None:
         self.worker.state(line.decode("ascii", "replace").strip())
+
+    def tell(self, line: str) -> None:
+        """A line to the worker (`ENDED <name>`: another worker's process ended)."""
+        if self.transport is not None and self.connected:
+            self.sendLine(line.encode("ascii"))
 
 
 class ControlFactory(protocol.Factory):
@@ -86,6 +94,7 @@ class Worker:
     failures: int = 0  # deaths in a row of a worker that lived less than HEALTHY_LIFE
     restart_call: object = None
     ended: Optional[defer.Deferred] = None
+    control: Optional[ControlLine] = None  # the supervisor's end of its socket pair
 
     def state(self, line: str) -> None:
         if line == "READY=1" and not self.ready:
@@ -211,6 +220,9 @@ class Supervisor(service.Service):
             log.info("supervisor: worker {name} (pid {pid}) stopped", name=worker.name,
                      pid=pid)
             return
+        for other in self.workers:  # they bury it now, not after the heartbeat timeout
+            if other is not worker and other.process is not None and other.control:
+                other.control.tell("ENDED %s" % worker.name)
         lived = self.reactor.seconds() - worker.started_at
         worker.failures = worker.failures + 1 if lived < HEALTHY_LIFE else 0
         delay = min(RESTART_FIRST * 2 ** max(worker.failures - 1, 0), RESTART_MAX)

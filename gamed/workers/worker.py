@@ -15,6 +15,7 @@ import json
 import signal
 import socket
 import sys
+from typing import Callable
 
 from twisted.internet import protocol
 from twisted.logger import Logger, globalLogBeginner
@@ -28,9 +29,25 @@ class ToSupervisor(protocol.Protocol):
     """The worker's end of its socket pair: states out; the supervisor's end closing
     means it is gone (killed): drain and exit rather than serve unsupervised."""
 
+    #: what the supervisor tells, a line each: `ENDED <name>` (that worker's process ended)
+    MAX_LINE = 1024
+
     def __init__(self, reactor, stop):
         self.reactor = reactor
         self.stop = stop
+        self.buffer = b""
+        self.worker_ended: Callable[[str], object] = lambda name: None
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        if len(self.buffer) > self.MAX_LINE:
+            log.warn("worker: a line from the supervisor was too long; dropped")
+            self.buffer = b""
+        for line in lines:
+            verb, _, name = line.decode("ascii", "replace").partition(" ")
+            if verb == "ENDED" and name:
+                self.worker_ended(name)
 
     def notify(self, state: str, environ=None) -> bool:
         if self.transport is None:
@@ -99,6 +116,9 @@ def run(spec: dict) -> None:
     core.workers = tuple(spec["nodes"])
     core.shared_sockets = {shared.description: shared for shared in shared_sockets}
     core.handoff = Handoff(reactor, spec["node"], spec["nodes"], spec["run_dir"])
+    ended = getattr(core.cluster, "node_ended", None)
+    if ended is not None:
+        link.worker_ended = ended
     top = build_services(core, notify=link.notify)
     metrics.snapshot_service().setServiceParent(top)
     core.handoff.service().setServiceParent(top)

@@ -260,6 +260,9 @@ def test_a_killed_worker_is_started_again_and_its_players_go_on(server):
     play(ann, [bob], match_id, (1, 1, 1, 1))
     killed = worker_pids(server)[W1]
     os.kill(killed, signal.SIGKILL)
+    # the supervisor tells w0, which buries w1's run at once (not after the 3 s timeout)
+    wait_for(lambda: "cluster: node %s ended; forgetting its players" % W1 in server.log(),
+             "w0 burying w1 as soon as it died", timeout=30)
     with pytest.raises((EOFError, ConnectionError)):
         bob.wait("never")
     # bob comes back through the same address (whichever worker takes him) and goes on

@@ -82,3 +82,42 @@ def test_every_workers_series_in_one_exposition(tmp_path):
     # HELP and TYPE once per family, however many workers
     text = merge_expositions({"a": "# TYPE x gauge\nx 1\n", "b": "# TYPE x gauge\nx 2\n"})
     assert text.decode().count("# TYPE x gauge") == 1
+
+
+def test_a_worker_hears_which_other_worker_ended_line_by_line():
+    from twisted.internet.testing import StringTransport
+
+    from gamed.workers.worker import ToSupervisor
+
+    link = ToSupervisor(reactor=None, stop=lambda: None)
+    heard = []
+    link.worker_ended = heard.append
+    link.makeConnection(StringTransport())
+    for chunk in (b"ENDED web-w", b"1\nENDED web-w2\nHELLO x\nENDED \n", b"ENDED web-w3"):
+        link.dataReceived(chunk)
+    assert heard == ["web-w1", "web-w2"]  # web-w3's line is not complete yet
+    link.dataReceived(b"x" * (ToSupervisor.MAX_LINE + 1))  # an endless line is dropped
+    link.dataReceived(b"\nENDED web-w4\n")
+    assert heard == ["web-w1", "web-w2", "web-w4"]
+
+
+def test_the_supervisor_tells_the_other_workers_when_one_dies(tmp_path):
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from gamed.workers.supervisor import ControlLine, Supervisor, Worker
+
+    config = structure_config({})
+    supervisor = Supervisor(Clock(), config, {}, 3, environ={})
+    lines = {}
+    for worker in supervisor.workers:
+        worker.process = object()
+        control = ControlLine(worker)
+        control.makeConnection(StringTransport())
+        lines[worker.name] = control.transport
+    dead = supervisor.workers[1]
+    supervisor.worker_ended(dead, None)
+    told = {name: transport.value() for name, transport in lines.items()}
+    assert told[dead.name] == b""
+    assert set(told.values()) == {b"", ("ENDED %s\n" % dead.name).encode()}
+    assert sum(1 for value in told.values() if value) == 2
